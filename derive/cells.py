@@ -1,0 +1,364 @@
+"""The recurrent cells of the lecture as small immutable descriptions.
+
+A cell is a recurrence ``s_t = F(s_{t-1}, x_t; θ)`` written as an ordered list of definitions in
+the lecture's notation (MATH.md §1, §3, §4). Two views:
+
+* the dimension-free view: :attr:`Cell.definitions` and :attr:`Cell.equations`, SymPy matrix
+  expressions with symbolic sizes ``n`` (hidden) and ``m`` (inputs);
+* :meth:`Cell.explicit`: the same recurrence with scalar symbols for given sizes, for
+  brute-force checks with ``Matrix.jacobian``.
+
+>>> from derive import cell
+>>> c = cell("lstm")
+>>> c.state_size(3), list(c.parameter_shapes(3, 2))[:3]
+(6, ['W_f', 'W_i', 'W_o'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import ClassVar
+
+import sympy as sp
+
+from derive.activations import Activation, activation
+from derive.algebra import M, N, Act, OneMinus, explicit
+from derive.errors import GradproofError
+
+__all__ = ["Cell", "RNN", "LSTM", "GRU", "cell", "CELL_NAMES", "ExplicitCell", "symbols"]
+
+#: The names the command line accepts.
+CELL_NAMES = ("rnn-tanh", "rnn-sigmoid", "rnn-relu", "lstm", "gru", "gru-torch")
+
+
+class symbols:
+    """The shared vector symbols of the lecture's notation."""
+
+    h_prev = sp.MatrixSymbol("h^{(t-1)}", N, 1)
+    c_prev = sp.MatrixSymbol("c^{(t-1)}", N, 1)
+    x = sp.MatrixSymbol("x^{(t)}", M, 1)
+    h = sp.MatrixSymbol("h^{(t)}", N, 1)
+    c = sp.MatrixSymbol("c^{(t)}", N, 1)
+
+    @staticmethod
+    def vector(name: str) -> sp.MatrixSymbol:
+        return sp.MatrixSymbol(f"{name}^{{(t)}}", N, 1)
+
+
+def _W(name: str) -> sp.MatrixSymbol:
+    return sp.MatrixSymbol(name, N, N)
+
+
+def _U(name: str) -> sp.MatrixSymbol:
+    return sp.MatrixSymbol(name, N, M)
+
+
+def _b(name: str) -> sp.MatrixSymbol:
+    return sp.MatrixSymbol(name, N, 1)
+
+
+def _affine(W: str, U: str, b: str) -> sp.Expr:
+    """W h^{(t-1)} + U x^{(t)} + b."""
+    return sp.MatAdd(sp.MatMul(_W(W), symbols.h_prev), sp.MatMul(_U(U), symbols.x), _b(b))
+
+
+@dataclass(frozen=True)
+class ExplicitCell:
+    """A cell with scalar symbols for given sizes.
+
+    Attributes
+    ----------
+    hidden, inputs : the sizes n and m.
+    state : (S, 1) Matrix of the previous state's symbols, ``[h; c]`` for the LSTM.
+    x : (m, 1) Matrix of the input's symbols.
+    parameters : name -> Matrix of the parameter's symbols (vectors are (n, 1)).
+    next_state : (S, 1) Matrix, the new state as an expression in the symbols above.
+    environment : dimension-free symbol -> explicit value, for :func:`derive.algebra.explicit`.
+    """
+
+    hidden: int
+    inputs: int
+    state: sp.Matrix
+    x: sp.Matrix
+    parameters: Mapping[str, sp.Matrix]
+    next_state: sp.Matrix
+    environment: Mapping[sp.Expr, sp.Matrix] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Base class: a recurrence given by ordered definitions (see the subclasses)."""
+
+    kind: ClassVar[str] = ""
+    #: write σ' of a gate through the gate's value, as in MATH.md §3-§4 (f ⊙ (1 - f)).
+    gate_form: ClassVar[bool] = True
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    # -- the dimension-free view --------------------------------------------------------------
+    @property
+    def definitions(self) -> tuple[tuple[sp.MatrixSymbol, sp.Expr], ...]:
+        """The recurrence as ordered (name, definition) pairs; the last ones are the state."""
+        return _definitions(self)
+
+    @property
+    def equations(self) -> tuple[sp.Equality, ...]:
+        """The definitions as SymPy equations ``name = expression``."""
+        return tuple(sp.Eq(lhs, rhs, evaluate=False) for lhs, rhs in self.definitions)
+
+    @property
+    def state_previous(self) -> tuple[sp.MatrixSymbol, ...]:
+        """The previous state's blocks, ``(h^{(t-1)},)`` or ``(h^{(t-1)}, c^{(t-1)})``."""
+        return (symbols.h_prev,)
+
+    @property
+    def state_next(self) -> tuple[sp.MatrixSymbol, ...]:
+        """The new state's blocks, ``(h^{(t)},)`` or ``(h^{(t)}, c^{(t)})``."""
+        return (symbols.h,)
+
+    @property
+    def input(self) -> sp.MatrixSymbol:
+        return symbols.x
+
+    def parameter_symbols(self) -> dict[str, sp.MatrixSymbol]:
+        """Parameter name -> its MatrixSymbol, in the documented order."""
+        found = {s.name: s for _, rhs in self.definitions for s in rhs.atoms(sp.MatrixSymbol)}
+        return {name: found[name] for name in self.parameter_names}
+
+    parameter_names: ClassVar[tuple[str, ...]] = ()
+
+    def state_size(self, hidden: int) -> int:
+        """S: the size of the state (n, or 2n for the LSTM)."""
+        return hidden * len(self.state_previous)
+
+    def parameter_shapes(self, hidden: int, inputs: int) -> dict[str, tuple[int, ...]]:
+        """Parameter name -> numpy shape: ``W_•`` (n, n), ``U_•``/``W_x`` (n, m), biases (n,)."""
+        out: dict[str, tuple[int, ...]] = {}
+        for name, s in self.parameter_symbols().items():
+            rows = int(s.shape[0].subs({N: hidden, M: inputs}))
+            cols = int(s.shape[1].subs({N: hidden, M: inputs}))
+            out[name] = (rows,) if s.shape[1] == 1 else (rows, cols)
+        return out
+
+    def parameter_count(self, hidden: int, inputs: int) -> int:
+        """The number of scalar parameters (one bias per gate; PyTorch stores two)."""
+        total = 0
+        for shape in self.parameter_shapes(hidden, inputs).values():
+            size = 1
+            for d in shape:
+                size *= d
+            total += size
+        return total
+
+    # -- the explicit view --------------------------------------------------------------------
+    def explicit(self, hidden: int, inputs: int) -> ExplicitCell:
+        """The cell with real scalar symbols for hidden size n and input size m."""
+        if not (isinstance(hidden, int) and isinstance(inputs, int)) or hidden < 1 or inputs < 1:
+            raise GradproofError(
+                f"explicit() needs positive integer sizes, got hidden={hidden!r}, inputs={inputs!r}"
+            )
+        return _explicit(self, hidden, inputs)
+
+
+@lru_cache(maxsize=None)
+def _explicit(c: Cell, n: int, m: int) -> ExplicitCell:
+    env: dict[sp.Expr, sp.Matrix] = {N: sp.Integer(n), M: sp.Integer(m)}
+    blocks = []
+    for i, sym in enumerate(c.state_previous):
+        letter = sym.name[0]
+        value = sp.Matrix(n, 1, lambda r, _: sp.Symbol(f"{letter}{r}", real=True))
+        env[sym] = value
+        blocks.append(value)
+    x = sp.Matrix(m, 1, lambda r, _: sp.Symbol(f"x{r}", real=True))
+    env[symbols.x] = x
+    params: dict[str, sp.Matrix] = {}
+    for name, sym in c.parameter_symbols().items():
+        rows = int(sym.shape[0].subs({N: n, M: m}))
+        cols = int(sym.shape[1].subs({N: n, M: m}))
+        if sym.shape[1] == 1:
+            value = sp.Matrix(rows, 1, lambda r, _: sp.Symbol(f"{name}[{r}]", real=True))
+        else:
+            value = sp.Matrix(rows, cols, lambda r, k: sp.Symbol(f"{name}[{r},{k}]", real=True))
+        env[sym] = value
+        params[name] = value
+    for lhs, rhs in c.definitions:
+        env[lhs] = explicit(rhs, env)
+    next_state = sp.Matrix.vstack(*[env[s] for s in c.state_next])
+    return ExplicitCell(
+        hidden=n,
+        inputs=m,
+        state=sp.Matrix.vstack(*blocks),
+        x=x,
+        parameters=params,
+        next_state=next_state,
+        environment=env,
+    )
+
+
+@dataclass(frozen=True)
+class RNN(Cell):
+    """The vanilla RNN: z^{(t)} = W_h h^{(t-1)} + W_x x^{(t)} + b, h^{(t)} = σ(z^{(t)}).
+
+    Parameters: ``W_h`` (n, n), ``W_x`` (n, m), ``b`` (n,).
+    """
+
+    activation: Activation | str = "tanh"
+    kind: ClassVar[str] = "rnn"
+    gate_form: ClassVar[bool] = False
+    parameter_names: ClassVar[tuple[str, ...]] = ("W_h", "W_x", "b")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "activation", activation(self.activation))
+
+    @property
+    def name(self) -> str:
+        act = self.activation.name  # type: ignore[union-attr]
+        return f"rnn-{act}" if act in ("tanh", "sigmoid", "relu") else f"rnn[{act}]"
+
+    @property
+    def pre_activation(self) -> sp.MatrixSymbol:
+        """z^{(t)}."""
+        return symbols.vector("z")
+
+
+@dataclass(frozen=True)
+class LSTM(Cell):
+    """The LSTM of the lecture (Hochreiter & Schmidhuber 1997 with a forget gate), MATH.md §3.
+
+    f, i, o = σ(W_• h^{(t-1)} + U_• x^{(t)} + b_•), c̃ = tanh(W_c h^{(t-1)} + U_c x^{(t)} + b_c),
+    c^{(t)} = f ⊙ c^{(t-1)} + i ⊙ c̃, h^{(t)} = o ⊙ tanh(c^{(t)}). State [h; c], h first.
+    """
+
+    kind: ClassVar[str] = "lstm"
+    parameter_names: ClassVar[tuple[str, ...]] = (
+        "W_f", "W_i", "W_o", "W_c", "U_f", "U_i", "U_o", "U_c", "b_f", "b_i", "b_o", "b_c",
+    )  # fmt: skip
+
+    @property
+    def name(self) -> str:
+        return "lstm"
+
+    @property
+    def state_previous(self) -> tuple[sp.MatrixSymbol, ...]:
+        return (symbols.h_prev, symbols.c_prev)
+
+    @property
+    def state_next(self) -> tuple[sp.MatrixSymbol, ...]:
+        return (symbols.h, symbols.c)
+
+
+@dataclass(frozen=True)
+class GRU(Cell):
+    """The GRU, in the lecture's form (``reset="before"``) or PyTorch's (``reset="after"``).
+
+    before (CS224n): u, r = σ(W_• h + U_• x + b_•), h̃ = tanh(W_h (r ⊙ h) + U_h x + b_h),
+    h^{(t)} = (1 - u) ⊙ h^{(t-1)} + u ⊙ h̃.
+
+    after (``torch.nn.GRU``): r, z = σ(W_• h + U_• x + b_•), m = W_n h + b_hn,
+    n = tanh(U_n x + b_in + r ⊙ m), h^{(t)} = (1 - z) ⊙ n + z ⊙ h^{(t-1)}. MATH.md §4.
+    """
+
+    reset: str = "before"
+    kind: ClassVar[str] = "gru"
+
+    def __post_init__(self) -> None:
+        if self.reset not in ("before", "after"):
+            raise GradproofError(
+                f"GRU(reset=...) must be 'before' (the lecture's form) or 'after' "
+                f"(PyTorch's form), got {self.reset!r}"
+            )
+
+    @property
+    def name(self) -> str:
+        return "gru" if self.reset == "before" else "gru-torch"
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self.reset == "before":
+            return ("W_u", "W_r", "W_h", "U_u", "U_r", "U_h", "b_u", "b_r", "b_h")
+        return ("W_r", "W_z", "W_n", "U_r", "U_z", "U_n", "b_r", "b_z", "b_in", "b_hn")
+
+
+@lru_cache(maxsize=None)
+def _definitions(c: Cell) -> tuple[tuple[sp.MatrixSymbol, sp.Expr], ...]:
+    h_prev, c_prev, x = symbols.h_prev, symbols.c_prev, symbols.x
+    v = symbols.vector
+    if isinstance(c, RNN):
+        z = v("z")
+        return (
+            (z, sp.MatAdd(sp.MatMul(_W("W_h"), h_prev), sp.MatMul(_U("W_x"), x), _b("b"))),
+            (symbols.h, Act(c.activation, z)),
+        )
+    if isinstance(c, LSTM):
+        f, i, o, g = v("f"), v("i"), v("o"), sp.MatrixSymbol(r"\tilde{c}^{(t)}", N, 1)
+        return (
+            (f, Act("sigmoid", _affine("W_f", "U_f", "b_f"))),
+            (i, Act("sigmoid", _affine("W_i", "U_i", "b_i"))),
+            (o, Act("sigmoid", _affine("W_o", "U_o", "b_o"))),
+            (g, Act("tanh", _affine("W_c", "U_c", "b_c"))),
+            (symbols.c, sp.MatAdd(sp.HadamardProduct(f, c_prev), sp.HadamardProduct(i, g))),
+            (symbols.h, sp.HadamardProduct(o, Act("tanh", symbols.c))),
+        )
+    if isinstance(c, GRU) and c.reset == "before":
+        u, r, ht = v("u"), v("r"), sp.MatrixSymbol(r"\tilde{h}^{(t)}", N, 1)
+        candidate = sp.MatAdd(
+            sp.MatMul(_W("W_h"), sp.HadamardProduct(r, h_prev)), sp.MatMul(_U("U_h"), x), _b("b_h")
+        )
+        return (
+            (u, Act("sigmoid", _affine("W_u", "U_u", "b_u"))),
+            (r, Act("sigmoid", _affine("W_r", "U_r", "b_r"))),
+            (ht, Act("tanh", candidate)),
+            (
+                symbols.h,
+                sp.MatAdd(sp.HadamardProduct(OneMinus(u), h_prev), sp.HadamardProduct(u, ht)),
+            ),
+        )
+    if isinstance(c, GRU):
+        r, z, mm, nn = v("r"), v("z"), v("m"), v("n")
+        return (
+            (r, Act("sigmoid", _affine("W_r", "U_r", "b_r"))),
+            (z, Act("sigmoid", _affine("W_z", "U_z", "b_z"))),
+            (mm, sp.MatAdd(sp.MatMul(_W("W_n"), h_prev), _b("b_hn"))),
+            (
+                nn,
+                Act(
+                    "tanh",
+                    sp.MatAdd(sp.MatMul(_U("U_n"), x), _b("b_in"), sp.HadamardProduct(r, mm)),
+                ),
+            ),
+            (
+                symbols.h,
+                sp.MatAdd(sp.HadamardProduct(OneMinus(z), nn), sp.HadamardProduct(z, h_prev)),
+            ),
+        )
+    raise TypeError(f"unknown cell {c!r}")  # pragma: no cover
+
+
+def cell(name: str | Cell) -> Cell:
+    """The cell for a command-line name: ``rnn-tanh rnn-sigmoid rnn-relu lstm gru gru-torch``.
+
+    ``rnn-<activation>`` also accepts any activation :func:`derive.activation` understands, e.g.
+    ``rnn-hard_sigmoid``.
+    """
+    if isinstance(name, Cell):
+        return name
+    if not isinstance(name, str):
+        raise GradproofError(f"a cell name must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key == "lstm":
+        return LSTM()
+    if key == "gru":
+        return GRU(reset="before")
+    if key in ("gru-torch", "gru-after"):
+        return GRU(reset="after")
+    if key.startswith("rnn-") or key.startswith("rnn[") and key.endswith("]"):
+        spec = key[4:] if key.startswith("rnn-") else name.strip()[4:-1]
+        try:
+            return RNN(activation=spec)
+        except GradproofError as exc:
+            raise GradproofError(f"unknown cell {name!r}: {exc}") from None
+    raise GradproofError(f"unknown cell {name!r}; choose one of: {', '.join(CELL_NAMES)}")
