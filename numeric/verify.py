@@ -1,0 +1,248 @@
+"""Every derived quantity against a reference, per step and per block, as a table of errors.
+
+>>> from numeric import init, random_sequence, verify
+>>> p = init("gru", hidden=3, inputs=2, seed=0)
+>>> report = verify("gru", p, random_sequence(6, 2, seed=1), reference="complex-step")
+>>> report.ok
+True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from derive.cells import Cell
+from derive.jacobians import Derivation
+from numeric.gradients import input_jacobians, parameter_gradients, step_jacobians
+from numeric.references import TOLERANCES, Reference, get_reference
+from numeric.trajectory import prepare
+
+__all__ = ["Check", "Verification", "verify", "compare", "state_blocks", "GATES"]
+
+#: What a parameter's suffix names, for messages ("W_f" -> forget gate f).
+GATES = {
+    "lstm": {"f": "forget gate f", "i": "input gate i", "o": "output gate o", "c": "candidate c~"},
+    "gru": {"u": "update gate u", "r": "reset gate r", "h": "candidate h~"},
+    "gru-torch": {"r": "reset gate r", "z": "update gate z", "n": "candidate n",
+                  "in": "candidate n (input bias)", "hn": "candidate n (recurrent bias)"},
+}  # fmt: skip
+
+
+def gate_of(cell: Cell, parameter: str) -> str:
+    """The gate a parameter belongs to, e.g. ``W_f`` of the LSTM -> ``forget gate f``."""
+    table = GATES.get(cell.name, GATES.get(cell.kind, {}))
+    suffix = parameter.split("_", 1)[1] if "_" in parameter else ""
+    if table:
+        return table.get(suffix, "")
+    return {"W_h": "recurrent matrix", "W_x": "input matrix", "b": "bias"}.get(parameter, "")
+
+
+def state_blocks(cell: Cell, hidden: int) -> list[tuple[str, slice]]:
+    """The named parts of the state: ``[("h", 0:n)]`` or ``[("h", 0:n), ("c", n:2n)]``."""
+    names = [s.name[0] for s in cell.state_next]
+    return [(nm, slice(k * hidden, (k + 1) * hidden)) for k, nm in enumerate(names)]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One compared quantity.
+
+    Attributes
+    ----------
+    quantity : "step Jacobian", "input Jacobian" or "dJ/d<parameter>".
+    block : which block (``dh/dc``) or gate (``forget gate f``); "" for a single block.
+    max_abs : largest absolute error over all steps and entries.
+    max_rel : largest error relative to the reference's largest entry at that step.
+    worst_step : the step t (1-based) where the error is largest against its tolerance
+        (None for parameter gradients, which sum over steps).
+    rtol, atol : the tolerances; ``ok`` is |a - b| <= atol + rtol · max|b| at every step.
+    """
+
+    quantity: str
+    block: str
+    max_abs: float
+    max_rel: float
+    worst_step: int | None
+    rtol: float
+    atol: float
+    ok: bool
+
+    def describe(self) -> str:
+        where = f", block {self.block}" if self.block else ""
+        step = f" at step {self.worst_step}" if self.worst_step is not None else ""
+        return (
+            f"{self.quantity}{where}: max abs error {self.max_abs:.3e}, max rel error "
+            f"{self.max_rel:.3e}{step} ({'ok' if self.ok else 'FAILED'}, rtol {self.rtol:g})"
+        )
+
+
+def compare(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    *,
+    quantity: str,
+    block: str = "",
+    rtol: float,
+    atol: float,
+    per_step: bool = True,
+) -> Check:
+    """Compare analytic ``actual`` with reference ``expected`` (leading axis = steps if per_step)."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if not per_step:
+        a, b = a[None], b[None]
+    T = a.shape[0]
+    err = np.abs(a - b).reshape(T, -1).max(axis=1, initial=0.0)
+    scale = np.abs(b).reshape(T, -1).max(axis=1, initial=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), np.where(err > 0, np.inf, 0.0))
+    badness = err / (atol + rtol * scale)
+    worst = int(np.argmax(badness))
+    ok = bool(np.all(np.isfinite(a)) and np.all(badness <= 1.0))
+    return Check(
+        quantity=quantity,
+        block=block,
+        max_abs=float(err.max(initial=0.0)),
+        max_rel=float(rel.max(initial=0.0)),
+        worst_step=worst + 1 if per_step else None,
+        rtol=rtol,
+        atol=atol,
+        ok=ok,
+    )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of :func:`verify`: one :class:`Check` per quantity and block."""
+
+    cell: str
+    reference: str
+    hidden: int
+    inputs: int
+    steps: int
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def worst(self) -> Check:
+        """The check furthest from (or closest to) its tolerance."""
+        return max(self.checks, key=lambda c: c.max_rel / c.rtol if np.isfinite(c.max_rel) else np.inf)
+
+    def table(self) -> str:
+        """A plain-text table, one row per check."""
+        head = f"{self.cell} vs {self.reference} (hidden {self.hidden}, inputs {self.inputs}, T {self.steps})"
+        rows = [("quantity", "block", "max abs", "max rel", "worst step", "ok")]
+        for c in self.checks:
+            rows.append(
+                (
+                    c.quantity,
+                    c.block or "-",
+                    f"{c.max_abs:.2e}",
+                    f"{c.max_rel:.2e}",
+                    "-" if c.worst_step is None else str(c.worst_step),
+                    "ok" if c.ok else "FAIL",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [head] + ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "cell": self.cell,
+            "reference": self.reference,
+            "hidden": self.hidden,
+            "inputs": self.inputs,
+            "steps": self.steps,
+            "ok": self.ok,
+            "checks": [
+                {
+                    "quantity": c.quantity,
+                    "block": c.block,
+                    "max_abs": c.max_abs,
+                    "max_rel": c.max_rel if np.isfinite(c.max_rel) else str(c.max_rel),
+                    "worst_step": c.worst_step,
+                    "rtol": c.rtol,
+                    "atol": c.atol,
+                    "ok": c.ok,
+                }
+                for c in self.checks
+            ],
+        }
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def verify(
+    cell: Cell | str,
+    params: Mapping[str, np.ndarray],
+    xs: object,
+    s0: object | None = None,
+    *,
+    reference: str | Reference = "torch",
+    loss_weights: object | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    step: Derivation | None = None,
+) -> Verification:
+    """Compare the derived step Jacobians, input Jacobians and BPTT gradients with a reference.
+
+    Parameters
+    ----------
+    cell, params, xs, s0 : as for :func:`numeric.unroll`; ``xs`` is (T, m).
+    reference : ``torch``, ``torch.nn``, ``complex-step``, ``finite-diff`` or an object with the
+        :class:`numeric.references.Reference` methods.
+    loss_weights : (T, n) weights of the loss J = Σ_t w_t · h_t; seeded random by default.
+    rtol, atol : tolerances; default per reference (:data:`numeric.references.TOLERANCES`).
+    step : a step-Jacobian derivation to check instead of gradproof's (your own formula).
+
+    Returns
+    -------
+    Verification, whose ``ok`` says whether every quantity is within tolerance and whose
+    ``table()`` names the worst step and block of each quantity.
+    """
+    c, p, xs_a, s0_a, n, m = prepare(cell, params, xs, s0)
+    ref = get_reference(reference)
+    r_default, a_default = TOLERANCES.get(ref.name, (1e-10, 1e-13))
+    rtol = r_default if rtol is None else float(rtol)
+    atol = a_default if atol is None else float(atol)
+    T = xs_a.shape[0]
+    if loss_weights is None:
+        loss_weights = np.random.default_rng(20130101).normal(size=(T, n))
+    checks: list[Check] = []
+    blocks = state_blocks(c, n)
+
+    a = step_jacobians(c, p, xs_a, s0_a, step=step)
+    b = ref.step_jacobians(c, p, xs_a, s0_a)
+    for rn, rs in blocks:
+        for cn, cs in blocks:
+            name = f"d{rn}/d{cn}" if len(blocks) > 1 else ""
+            checks.append(
+                compare(a[:, rs, cs], b[:, rs, cs], quantity="step Jacobian", block=name, rtol=rtol, atol=atol)
+            )
+    a = input_jacobians(c, p, xs_a, s0_a)
+    b = ref.input_jacobians(c, p, xs_a, s0_a)
+    for rn, rs in blocks:
+        name = f"d{rn}/dx" if len(blocks) > 1 else ""
+        checks.append(compare(a[:, rs], b[:, rs], quantity="input Jacobian", block=name, rtol=rtol, atol=atol))
+    ga = parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
+    gb = ref.parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
+    for name in c.parameter_names:
+        checks.append(
+            compare(
+                ga[name], gb[name], quantity=f"dJ/d{name}", block=gate_of(c, name),
+                rtol=rtol, atol=atol, per_step=False,
+            )
+        )  # fmt: skip
+    return Verification(c.name, ref.name, n, m, T, tuple(checks))
+
+
+del json
