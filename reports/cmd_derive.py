@@ -1,0 +1,46 @@
+"""``gradproof derive CELL [--latex]``: a cell's equations and its derived step Jacobian."""
+
+from __future__ import annotations
+
+import click
+import sympy as sp
+
+from derive import CELL_NAMES, cell, input_jacobian, step_jacobian
+from derive.algebra import latex, text
+
+__all__ = ["command", "render"]
+
+
+def render(name: str, *, as_latex: bool = False, steps: bool = True) -> str:
+    """The text ``gradproof derive`` prints for the cell ``name``."""
+    c = cell(name)
+    show = latex if as_latex else text
+    out = [f"% {c.name}" if as_latex else f"{c.name}: equations"]
+    out += [("  " if not as_latex else "") + show(e) for e in c.equations]
+    d = step_jacobian(c)
+    if steps:
+        out.append("% chain rule, one intermediate at a time" if as_latex else "chain rule, one intermediate at a time:")
+        for s in d.steps:
+            out.append(("  " if not as_latex else "") + show(s.equation))
+    out.append("% step Jacobian" if as_latex else "step Jacobian:")
+    out.append(("  " if not as_latex else "") + show(d.equation))
+    if d.references:
+        out.append("% where" if as_latex else "where:")
+        for ref, expr in d.references.items():
+            out.append(("  " if not as_latex else "") + show(sp.Eq(ref, expr, evaluate=False)))
+    out.append("% input Jacobian" if as_latex else "input Jacobian:")
+    out.append(("  " if not as_latex else "") + show(input_jacobian(c).equation))
+    return "\n".join(out)
+
+
+@click.command("derive")
+@click.argument("cell_name", metavar="CELL", type=click.Choice(CELL_NAMES, case_sensitive=False))
+@click.option("--latex", "as_latex", is_flag=True, help="Print LaTeX instead of plain text.")
+@click.option("--no-steps", is_flag=True, help="Only the equations and the Jacobians.")
+def command(cell_name: str, as_latex: bool, no_steps: bool) -> None:
+    """Print CELL's equations and its step Jacobian, derived by the chain rule.
+
+    CELL is one of rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (the lecture's GRU) and gru-torch
+    (PyTorch's nn.GRU).
+    """
+    click.echo(render(cell_name, as_latex=as_latex, steps=not no_steps))
