@@ -13,7 +13,7 @@ from derive.bptt import BPTTProduct, ParameterGradients, bptt_product, parameter
 from derive.cells import CELL_NAMES, GRU, LSTM, RNN, Cell, cell
 from derive.equality import difference_is_zero
 from derive.errors import GradproofError
-from derive.imprecisions import Imprecision, imprecisions
+from derive.corrections import Imprecision, imprecisions
 from derive.jacobians import Derivation, Step, input_jacobian, step_jacobian
 from derive.theorem import Theorem, pascanu_bound
 

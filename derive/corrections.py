@@ -4,7 +4,7 @@ Each :class:`Imprecision` carries the lecture's claim (as the lecture writes it)
 statement as SymPy, the reason in words, and an exact *witness* computed here with SymPy: the
 numbers a report prints beside the claim are derived, never pasted.
 
->>> from derive.imprecisions import imprecisions
+>>> from derive.corrections import imprecisions
 >>> [i.key for i in imprecisions()]
 ['eigenvalue-vs-singular-value', 'sigmoid-threshold', 'wrong-factoring']
 """
