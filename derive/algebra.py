@@ -594,8 +594,10 @@ class GradproofLatexPrinter(LatexPrinter):
 
     def _print_Transpose(self, expr: sp.Transpose) -> str:
         inner = self._print(expr.arg)
-        if not isinstance(expr.arg, sp.MatrixSymbol):
+        if not isinstance(expr.arg, sp.MatrixSymbol) or inner.startswith(r"\frac"):
             inner = rf"\left({inner}\right)"
+        elif "^" in inner:
+            inner = f"{{{inner}}}"
         return rf"{inner}^{{\top}}"
 
 

@@ -201,7 +201,7 @@ def _parameter_gradients(c: Cell) -> ParameterGradients:
     dJt = sp.MatrixSymbol(r"\frac{\partial J^{(t)}}{\partial " + s.name + "}", 1, s.shape[0])
     s_next = sp.MatrixSymbol(s.name.replace("(t)", "(t+1)"), s.shape[0], 1)
     adjoint = Step(
-        "adjoint of the state, accumulated backwards from t = T (with λ^{(T+1)} = 0)",
+        "adjoint of the state, accumulated backwards from $t = T$ (with $\\lambda^{(T+1)} = 0$)",
         sp.Eq(
             lam,
             sp.MatAdd(sp.Transpose(dJt), sp.MatMul(sp.Transpose(JacobianSymbol(s_next, s)), lam_next)),

@@ -92,9 +92,10 @@ def imprecisions() -> tuple[Imprecision, ...]:
         precise=sp.Implies(sp.Lt(SigmaMax(W), 1 / sp.Symbol(r"\gamma", positive=True)),
                            sp.Symbol(r"\text{vanishing}")),  # fmt: skip
         reason=(
-            "The proof bounds each step by the spectral norm ‖W_h‖₂ = σ_max(W_h), the largest singular "
-            "value. The spectral radius ρ(W_h) ≤ σ_max(W_h), with equality only for normal W_h, and it "
-            "governs ‖W_h^k‖ only as k → ∞: a non-normal W_h with ρ < 1 can grow for many steps first."
+            "The proof bounds each step by the spectral norm $\\|W_h\\|_2 = \\sigma_{\\max}(W_h)$, the "
+            "largest singular value. The spectral radius $\\rho(W_h) \\le \\sigma_{\\max}(W_h)$, with equality "
+            "only for normal $W_h$, and it governs $\\|W_h^k\\|$ only as $k \\to \\infty$: a non-normal $W_h$ "
+            "with $\\rho < 1$ can grow for many steps first."
         ),
         witness={
             "W": Wt,
@@ -110,8 +111,9 @@ def imprecisions() -> tuple[Imprecision, ...]:
         lecture_math=sp.Lt(SigmaMax(W), 1),
         precise=sp.Implies(sp.Lt(SigmaMax(W), 1 / g_sig), sp.Symbol(r"\text{vanishing}")),
         reason=(
-            f"For the sigmoid γ = sup σ' = {g_sig} (at 0), so the sufficient condition is "
-            f"σ_max(W_h) < 1/γ = {1 / g_sig}; the threshold 1 belongs to tanh, whose γ = {g_tanh}."
+            f"For the sigmoid $\\gamma = \\sup \\sigma' = {sp.latex(g_sig)}$ (at 0), so the sufficient "
+            f"condition is $\\sigma_{{\\max}}(W_h) < 1/\\gamma = {sp.latex(1 / g_sig)}$; the threshold 1 belongs "
+            f"to tanh, whose $\\gamma = {sp.latex(g_tanh)}$."
         ),
         witness={"gamma_sigmoid": g_sig, "gamma_tanh": g_tanh, "threshold_sigmoid": 1 / g_sig,
                  "threshold_tanh": 1 / g_tanh},  # fmt: skip
@@ -122,14 +124,14 @@ def imprecisions() -> tuple[Imprecision, ...]:
     ordered = OrderedProduct(sp.MatMul(D, W), t, j, i)
     third = Imprecision(
         key="wrong-factoring",
-        title="The product does not factor as W_h^{i-j} times the diagonals",
+        title="The product does not factor as $W_h^{i-j}$ times the diagonals",
         lecture="∂J/∂h^(j) = ∂J/∂h^(i) · W_h^(i−j) · ∏ diag(σ'(…))",
         lecture_math=lecture_form,
         precise=ordered,
         reason=(
-            "diag(σ'(z_t)) and W_h do not commute, so the ordered product ∏ diag(σ'(z_t)) W_h cannot be "
-            "regrouped; the norm bound survives anyway, because submultiplicativity does not care "
-            "about the order."
+            "$\\operatorname{diag}(\\sigma'(z^{(t)}))$ and $W_h$ do not commute, so the ordered product "
+            "cannot be regrouped; the norm bound survives anyway, because submultiplicativity does not "
+            "care about the order."
         ),
         witness=factoring_witness(),
     )

@@ -188,26 +188,26 @@ def _rnn_statements(c: Cell, v: sp.Expr, W: sp.MatrixSymbol) -> tuple[tuple[Step
             sp.Eq(Norm(Diag(v)), MaxAbs(v), evaluate=False),
         ),
         Step(
-            f"γ = sup |σ'(x)| for σ = {act.name}, derived by calculus (critical points of σ', "
-            "limits at ±∞, kinks)",
+            f"$\\gamma = \\sup_x |\\sigma'(x)|$ for $\\sigma$ = {act.name}, derived by calculus "
+            "(critical points of $\\sigma'$, limits at $\\pm\\infty$, kinks)",
             sp.Eq(GAMMA, g, evaluate=False),
         ),
-        Step("so every diagonal entry is at most γ", sp.Le(MaxAbs(v), GAMMA, evaluate=False)),
+        Step("so every diagonal entry is at most $\\gamma$", sp.Le(MaxAbs(v), GAMMA, evaluate=False)),
         Step(
-            "per step, with η = γ σ_max(W_h) (σ_max is the largest singular value)",
+            "per step, with $\\eta = \\gamma\\,\\sigma_{\\max}(W_h)$ ($\\sigma_{\\max}$ is the largest singular value)",
             sp.Le(Norm(J), GAMMA * SigmaMax(W), evaluate=False),
         ),
-        Step("the definition of η", sp.Eq(ETA, sp.Mul(GAMMA, SigmaMax(W), evaluate=False), evaluate=False)),
+        Step("the definition of $\\eta$", sp.Eq(ETA, sp.Mul(GAMMA, SigmaMax(W), evaluate=False), evaluate=False)),
         Step(
-            "along the ordered product of i − j step Jacobians (submultiplicativity again)",
+            "along the ordered product of $i - j$ step Jacobians (submultiplicativity again)",
             sp.Le(Norm(dJj), Norm(dJi) * ETA ** (I_ - J_), evaluate=False),
         ),
         Step(
-            "sufficient for vanishing: then η < 1 and the bound decays like η^(i−j)",
+            "sufficient for vanishing: then $\\eta < 1$ and the bound decays like $\\eta^{i-j}$",
             sp.Implies(sp.Lt(SigmaMax(W), threshold), sp.Lt(ETA, 1)),
         ),
         Step(
-            "necessary for exploding (otherwise η ≤ 1 and the norm cannot grow)",
+            "necessary for exploding (otherwise $\\eta \\le 1$ and the norm cannot grow)",
             sp.Gt(SigmaMax(W), threshold),
         ),
     )
@@ -218,7 +218,7 @@ def _linear_case(W: sp.MatrixSymbol) -> tuple[Step, ...]:
     k = sp.Symbol("k", integer=True, positive=True)
     return (
         Step(
-            "linear case σ = identity (γ = 1): the product is exactly a matrix power",
+            "linear case $\\sigma$ = identity ($\\gamma = 1$): the product is exactly a matrix power",
             sp.Eq(Norm(sp.MatrixSymbol(r"\frac{\partial h^{(t+k)}}{\partial h^{(t)}}", *W.shape)),
                   Norm(sp.MatPow(W, k)), evaluate=False),
         ),  # fmt: skip
@@ -227,11 +227,11 @@ def _linear_case(W: sp.MatrixSymbol) -> tuple[Step, ...]:
             sp.Eq(sp.Limit(Norm(sp.MatPow(W, k)) ** (1 / k), k, sp.oo), SpectralRadius(W), evaluate=False),
         ),
         Step(
-            "so the gradient vanishes exactly when ρ(W_h) < 1, and explodes when ρ(W_h) > 1",
+            "so the gradient vanishes exactly when $\\rho(W_h) < 1$, and explodes when $\\rho(W_h) > 1$",
             sp.Equivalent(sp.Lt(SpectralRadius(W), 1), sp.Eq(sp.Limit(Norm(sp.MatPow(W, k)), k, sp.oo), 0)),
         ),
         Step(
-            "ρ never exceeds σ_max (equal for normal W): the eigenvalue test is weaker than the norm test",
+            "$\\rho$ never exceeds $\\sigma_{\\max}$ (equal for normal $W$): the eigenvalue test is weaker than the norm test",
             sp.Le(SpectralRadius(W), SigmaMax(W), evaluate=False),
         ),
     )
@@ -246,21 +246,21 @@ def _gated_direct(c: Cell) -> tuple[Step, ...]:
         hp, cp = c.state_previous
         block = d.blocks[(cc, cp)]
         f = block.vector
-        out.append(Step("the cell path: c^{(t)} depends on c^{(t-1)} only through the forget gate",
+        out.append(Step("the cell path: $c^{(t)}$ depends on $c^{(t-1)}$ only through the forget gate",
                         sp.Eq(JacobianSymbol(cc, cp), block, evaluate=False)))  # fmt: skip
         prod = OrderedProduct(block, t, J_, I_)
         out.append(
             Step(
                 "along the cell path alone the product is diagonal; its norm is at most the product "
-                "of the largest forget-gate entries (equal to the identity when f = 1)",
+                "of the largest forget-gate entries (equal to the identity when $f = 1$)",
                 sp.Le(Norm(prod), sp.Product(MaxAbs(f), (t, J_ + 1, I_)), evaluate=False),
             )
         )
         out.append(
             Step(
-                "this is a truncation: the total derivative of c^{(i)} with respect to c^{(j)} also "
-                "runs through h (the blocks ∂c/∂h and ∂h/∂c), so it is the ordered product of the "
-                "whole 2×2 block Jacobians, not of diag(f)",
+                "this is a truncation: the total derivative of $c^{(i)}$ with respect to $c^{(j)}$ also "
+                "runs through $h$ (the blocks $\\partial c/\\partial h$ and $\\partial h/\\partial c$), so it is "
+                "the ordered product of the whole $2 \\times 2$ block Jacobians, not of $\\operatorname{diag}(f)$",
                 sp.Eq(
                     JacobianSymbol(
                         sp.MatrixSymbol("c^{(i)}", *cc.shape), sp.MatrixSymbol("c^{(j)}", *cp.shape)
@@ -309,7 +309,6 @@ def _pascanu_bound(c: Cell) -> Theorem:
         v, W = r.args[0].vector, r.args[1]
         steps, g, threshold, eta = _rnn_statements(c, v, W)
         return Theorem(c, g, threshold, eta, steps, _linear_case(W), (), bound)
-    W = sp.MatrixSymbol("W", s.shape[0], s.shape[0])
     steps = (
         Step("the step Jacobian, derived by the chain rule", d.equation),
         Step(
