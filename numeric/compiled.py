@@ -23,6 +23,7 @@ import sympy as sp
 from derive.algebra import M, N, Act, ActPrime, Diag, JacobianSymbol, OneMinus, Square
 from derive.bptt import ParameterGradient, _site_symbol, parameter_gradients
 from derive.cells import Cell, cell as _cell
+from derive.errors import GradproofError
 from derive.jacobians import Derivation, input_jacobian, step_jacobian
 
 __all__ = ["CompiledCell", "compile_cell", "compile_expression", "plain_name", "Env"]
@@ -147,7 +148,18 @@ def compile_expression(expr: sp.Expr) -> Fn:
             return np.concatenate(rows, axis=-2)
 
         return block
-    raise NotImplementedError(f"cannot compile {type(expr).__name__}")
+    if isinstance(expr, sp.Transpose):
+        inner = compile_expression(expr.arg)
+
+        def transpose(env: Env) -> Any:
+            v = inner(env)
+            return v if isinstance(v, _Diag) else np.swapaxes(v, -1, -2)
+
+        return transpose
+    raise GradproofError(
+        f"cannot evaluate a {type(expr).__name__} numerically; write the formula with the nodes of "
+        "derive.algebra (MatAdd, MatMul, HadamardProduct, Diag, Act, ActPrime, OneMinus, Square, Transpose)"
+    )
 
 
 def plain_name(symbol: sp.MatrixSymbol) -> str:

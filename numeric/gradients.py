@@ -38,12 +38,6 @@ __all__ = [
 CHUNK = 256
 
 
-def _trajectory(cell, params, xs, s0) -> Trajectory:
-    if isinstance(cell, Trajectory):
-        return cell
-    return unroll(cell, params, xs, s0)
-
-
 def step_jacobians(
     cell: Cell | str,
     params: Mapping[str, np.ndarray],
@@ -58,7 +52,7 @@ def step_jacobians(
     ----------
     cell, params, xs, s0 : as for :func:`numeric.unroll`; ``xs`` is (T, m), ``s0`` is (S,).
     step : a step-Jacobian derivation to evaluate instead of gradproof's own (for checking a
-        formula of your own with the same machinery).
+        formula of your own with the same machinery). Only the step Jacobians use it.
 
     >>> import numpy as np
     >>> from numeric import init

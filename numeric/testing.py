@@ -24,13 +24,13 @@ from numeric.verify import state_blocks
 __all__ = ["assert_jacobian_close", "parameters", "sequences", "cells"]
 
 
-def _blocks(cell: Cell | str | None, hidden: int | None, rows: int, cols: int):
+def _blocks(cell: Cell | str | None, hidden: int | None, rows: int, cols: int, wrt_input: bool):
     if cell is None:
         return [("", slice(0, rows))], [("", slice(0, cols))]
     c = _cell(cell)
     n = hidden if hidden is not None else rows // len(c.state_previous)
     row_blocks = state_blocks(c, n)
-    col_blocks = row_blocks if cols == rows else [("x", slice(0, cols))]
+    col_blocks = [("x", slice(0, cols))] if wrt_input or cols != rows else row_blocks
     return row_blocks, col_blocks
 
 
@@ -53,7 +53,8 @@ def assert_jacobian_close(
     expected : same shape — the trusted reference (e.g. from :mod:`numeric.references`).
     rtol, atol : tolerances, elementwise as in :func:`numpy.testing.assert_allclose`.
     cell, hidden : name the blocks of the state (``h``, ``c`` for the LSTM) in the message.
-    quantity : what is compared, for the message.
+    quantity : what is compared, for the message; a quantity naming "input" (e.g. "input
+        Jacobian") names its columns ``x`` rather than state blocks.
     first_step : the step number of entry 0 (steps are 1-based: entry t-1 is step t).
 
     Raises
@@ -78,14 +79,14 @@ def assert_jacobian_close(
         return
     ratio = np.where(bad, np.nan_to_num(diff / allowed, nan=np.inf, posinf=np.inf), 0.0)
     t, i, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    row_blocks, col_blocks = _blocks(cell, hidden, a.shape[1], a.shape[2])
+    row_blocks, col_blocks = _blocks(cell, hidden, a.shape[1], a.shape[2], "input" in quantity.lower())
     rb = next((nm, s) for nm, s in row_blocks if s.start <= i < s.stop)
     cb = next((nm, s) for nm, s in col_blocks if s.start <= j < s.stop)
     block = f"d{rb[0]}/d{cb[0]}" if rb[0] else "the only block"
     raise AssertionError(
         f"{quantity} differs at step {t + first_step}, block {block}, entry "
-        f"({i - rb[1].start}, {j - cb[1].start}) of that block: actual (yours) = {a[t, i, j]!r}, "
-        f"expected (reference) = {b[t, i, j]!r}, |difference| = {diff[t, i, j]:.3e} > "
+        f"({i - rb[1].start}, {j - cb[1].start}) of that block: actual (yours) = {float(a[t, i, j])!r}, "
+        f"expected (reference) = {float(b[t, i, j])!r}, |difference| = {diff[t, i, j]:.3e} > "
         f"atol + rtol*|expected| = {allowed[t, i, j]:.3e}; "
         f"{int(bad.sum())} of {bad.size} entries out of tolerance"
     )

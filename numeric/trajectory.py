@@ -115,8 +115,8 @@ def unroll(
 
     Returns
     -------
-    Trajectory with ``states`` (T + 1, S). Complex inputs or parameters give a complex trajectory
-    (used by the complex-step reference).
+    Trajectory with ``states`` (T + 1, S). Complex inputs ``xs`` or ``s0`` give a complex trajectory
+    (the complex-step reference perturbs parameters through the internal ``_run``).
     """
     c, p, xs_a, s0_a, n, m = prepare(cell, params, xs, s0)
     compiled = compile_cell(c)

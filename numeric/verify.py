@@ -202,7 +202,8 @@ def verify(
         :class:`numeric.references.Reference` methods.
     loss_weights : (T, n) weights of the loss J = Σ_t w_t · h_t; seeded random by default.
     rtol, atol : tolerances; default per reference (:data:`numeric.references.TOLERANCES`).
-    step : a step-Jacobian derivation to check instead of gradproof's (your own formula).
+    step : a step-Jacobian derivation to check instead of gradproof's (your own formula). It
+        replaces the step-Jacobian rows only; the BPTT gradients always use gradproof's derivation.
 
     Returns
     -------
