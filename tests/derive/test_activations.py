@@ -1,0 +1,460 @@
+"""Tests of derive.activations: σ, σ', kink conventions, the safe parser and γ = sup|σ'|.
+
+Expected values come from MATH.md §1 (γ of the built-ins and of tanh(3x)) or from the calculus
+written next to each row; numeric references are PyTorch autograd (float64) and mpmath.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import doctest
+import math
+
+import mpmath
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import derive.activations as activations_module
+from derive.activations import (
+    BUILTIN_NAMES,
+    X,
+    Activation,
+    activation,
+    gamma,
+)
+from derive.errors import GradproofError
+
+torch.set_default_dtype(torch.float64)
+
+# ---------------------------------------------------------------------------------------------
+# Reference table: spec, exact γ by hand, and the same σ written again in torch (independent of
+# the code under test). γ sources: MATH.md §1 for the built-ins and tanh(3x); calculus otherwise.
+# ---------------------------------------------------------------------------------------------
+F = torch.nn.functional
+
+
+def _hard_sigmoid(t: torch.Tensor) -> torch.Tensor:
+    """nn.Hardsigmoid written out: x/6 + 1/2 strictly inside (-3, 3), 0 below, 1 above.
+
+    Used instead of F.hardsigmoid as the float64 reference because PyTorch's hardsigmoid backward
+    multiplies by the float32 constant 1/6 (0.16666667163...), 5e-9 off in float64; see
+    test_torch_hardsigmoid_backward_uses_float32_slope.
+    """
+    inside = (t > -3) & (t < 3)
+    return torch.where(inside, t / 6 + 0.5, (t >= 3).to(t.dtype))
+
+# fmt: off
+CASES = [
+    # spec               γ expected                       torch σ, written by hand          where γ comes from
+    ("sigmoid",          sp.Rational(1, 4),               torch.sigmoid,                    "MATH.md §1: σ' = σ(1-σ) ≤ 1/4, at 0"),
+    ("tanh",             sp.Integer(1),                   torch.tanh,                       "MATH.md §1: 1 - tanh² ≤ 1, at 0"),
+    ("relu",             sp.Integer(1),                   torch.relu,                       "MATH.md §1: slope 1 for x > 0"),
+    ("hard_sigmoid",     sp.Rational(1, 6),               lambda t: _hard_sigmoid(t),       "MATH.md §1: slope 1/6 on (-3, 3)"),
+    ("identity",         sp.Integer(1),                   lambda t: t,                      "MATH.md §1: slope 1"),
+    ("tanh(3*x)",        sp.Integer(3),                   lambda t: torch.tanh(3 * t),      "MATH.md §1: 3(1 - tanh²(3x)) ≤ 3"),
+    ("x/(1+abs(x))",     sp.Integer(1),                   lambda t: t / (1 + t.abs()),      "softsign: 1/(1+|x|)² ≤ 1, at 0"),
+    ("2*sigmoid(x)-1",   sp.Rational(1, 2),               lambda t: 2 * torch.sigmoid(t) - 1, "2 σ(1-σ) ≤ 1/2"),
+    ("atan(x)",          sp.Integer(1),                   torch.atan,                       "1/(1+x²) ≤ 1"),
+    ("sin(x)",           sp.Integer(1),                   torch.sin,                        "|cos| ≤ 1"),
+    ("softplus(x)",      sp.Integer(1),                   F.softplus,                       "σ(x) → 1 as x → ∞, never attained"),
+    ("erf(x)",           2 / sp.sqrt(sp.pi),              torch.erf,                        "(2/√π) e^{-x²}, at 0"),
+    ("exp(-x**2)",       sp.sqrt(2) * sp.exp(-sp.Rational(1, 2)), lambda t: torch.exp(-t**2), "|2x e^{-x²}| peaks at x = 1/√2"),
+    ("tanh(x)**2",       4 * sp.sqrt(3) / 9,              lambda t: torch.tanh(t) ** 2,     "2 t (1-t²), t = tanh x, peaks at t² = 1/3"),
+]
+# fmt: on
+SPECS = [case[0] for case in CASES]
+EXPECTED = {case[0]: case[1] for case in CASES}
+TORCH_SIGMA = {case[0]: case[2] for case in CASES}
+KINKS = np.array([-3.0, 0.0, 3.0])  # relu's and hard_sigmoid's kinks, tested for every case
+
+
+def _case_id(spec: str) -> str:
+    return spec.replace("*", "·")
+
+
+def torch_derivative(fn, x: np.ndarray) -> np.ndarray:
+    """σ'(x) by PyTorch autograd in float64, x: (N,)."""
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(fn(t).sum(), t)
+    return grad.numpy()
+
+
+# act.torch is PyTorch's own function; its hardsigmoid backward is only float32-accurate.
+TORCH_ATOL = {"hard_sigmoid": 1e-8}
+
+
+def assert_derivative_matches_autograd(act: Activation, x: np.ndarray, atol: float) -> None:
+    """numpy_derivative of ``act`` equals torch autograd of ``act.torch`` on x: (N,)."""
+    with np.errstate(all="raise"):
+        ours = act.numpy_derivative(x)
+    reference = torch_derivative(act.torch, x)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=atol, err_msg=act.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# γ: exact values
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", SPECS, ids=_case_id)
+def test_gamma_exact(spec: str) -> None:
+    g = gamma(spec)
+    assert isinstance(g, sp.Expr) and g.is_number
+    assert sp.simplify(g - EXPECTED[spec]) == 0, (spec, g)
+    assert activation(spec).gamma == g
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+def test_gamma_of_builtins_is_rational(name: str) -> None:
+    # MATH.md §1: 1/4, 1, 1, 1/6, 1 — exact rationals, not floats.
+    assert gamma(name).is_Rational
+
+
+def test_gamma_of_floats_in_text_is_exact() -> None:
+    # 0.5*x is parsed as x/2 exactly, so γ = 1/2 as a Rational, not Float 0.5.
+    assert gamma("0.5*x") == sp.Rational(1, 2)
+    assert gamma("0.5*x").is_Rational
+
+
+def test_gamma_numeric_fallback_finds_closed_form() -> None:
+    # σ' = sech²x + cos(x)/10; σ'' = 0 has no closed form in general (SymPy returns a
+    # ConditionSet), but the maximum is at x = 0: 1 + 1/10. The numeric search must find the
+    # root 0, verify it exactly, and ignore the roots near 2πk where |σ'| ≈ 1/10.
+    assert gamma("tanh(x)+sin(x)/10") == sp.Rational(11, 10)
+
+
+@pytest.mark.slow
+def test_gamma_refuses_an_unverifiable_critical_point() -> None:
+    # σ' = sech²(x-1) + cos(x)/10 peaks at a transcendental root of σ'' (x ≈ 0.959): there is no
+    # exact value to return, and gamma must say so instead of returning a float.
+    with pytest.raises(GradproofError, match="no closed form"):
+        gamma("tanh(x-1)+sin(x)/10")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_case_id)
+def test_gamma_against_dense_grid(spec: str) -> None:
+    """Independent numeric evidence: max |σ'| on a grid of step 1e-4 over [-20, 20].
+
+    σ' is PyTorch autograd of the hand-written torch σ of the table. The grid max may not exceed
+    γ (1e-12 for rounding) and must come within 1e-6 of it: every supremum in the table is
+    attained at 0, at 1/√2 or at a point of the grid (deficit ≤ ½ max|σ'''| (5e-5)² < 1e-8), or
+    approached as x → ∞ (softplus: 1 - σ'(20) ≈ 2e-9).
+    """
+    x = np.linspace(-20.0, 20.0, 400_001)
+    grid_max = np.abs(torch_derivative(TORCH_SIGMA[spec], x)).max()
+    g = float(gamma(spec))
+    assert grid_max <= g + 1e-12
+    assert grid_max >= g - 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# σ and σ': symbolic derivative, numpy rule, torch autograd, kink conventions
+# ---------------------------------------------------------------------------------------------
+def _grid() -> np.ndarray:
+    return np.union1d(np.linspace(-10.0, 10.0, 2001), KINKS)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_case_id)
+def test_numpy_derivative_matches_torch_autograd(spec: str) -> None:
+    act = activation(spec)
+    x = _grid()
+    with np.errstate(all="raise"):
+        ours = act.numpy_derivative(x)
+    np.testing.assert_allclose(ours, torch_derivative(TORCH_SIGMA[spec], x), rtol=0, atol=1e-12)
+    assert_derivative_matches_autograd(act, x, atol=TORCH_ATOL.get(spec, 1e-12))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_case_id)
+def test_sympy_derivative_matches_torch_autograd(spec: str) -> None:
+    act = activation(spec)
+    x = _grid()
+    assert sp.simplify(act.derivative - sp.diff(act.expr, X)) == 0
+    with np.errstate(all="raise"):
+        symbolic = np.broadcast_to(sp.lambdify(X, act.derivative, "numpy")(x), x.shape)
+    np.testing.assert_allclose(symbolic, torch_derivative(TORCH_SIGMA[spec], x), rtol=0, atol=1e-12)
+
+
+def test_relu_kink_convention_matches_torch() -> None:
+    relu = activation("relu")
+    at = np.array([0.0])
+    assert relu.derivative.subs(X, 0) == 0  # the convention, symbolically
+    assert relu.numpy_derivative(at)[0] == 0.0
+    assert torch_derivative(torch.relu, at)[0] == 0.0  # PyTorch's own choice
+    assert relu.derivative.subs(X, sp.Rational(1, 10**9)) == 1
+
+
+@pytest.mark.parametrize("kink", [-3.0, 3.0])
+def test_hard_sigmoid_kink_convention_matches_torch(kink: float) -> None:
+    hs = activation("hard_sigmoid")
+    at = np.array([kink, np.nextafter(kink, 0.0), np.nextafter(kink, kink * 2)])  # on, in, out
+    torch_grad = torch_derivative(F.hardsigmoid, at)  # PyTorch's nn.Hardsigmoid itself
+    assert torch_grad[0] == 0.0 and torch_grad[2] == 0.0  # 0 at ±3 and outside
+    np.testing.assert_allclose(torch_grad[1], 1 / 6, rtol=0, atol=1e-8)  # 1/6 just inside
+    np.testing.assert_array_equal(hs.numpy_derivative(at), [0.0, 1 / 6, 0.0])
+    assert hs.derivative.subs(X, int(kink)) == 0
+    assert hs.derivative.subs(X, sp.Rational(int(kink) * 999, 1000)) == sp.Rational(1, 6)
+
+
+def test_torch_hardsigmoid_backward_uses_float32_slope() -> None:
+    # Documents why TORCH_ATOL relaxes hard_sigmoid: torch's float64 backward returns float32(1/6),
+    # while gradproof's σ' is exactly 1/6 (and γ = 1/6, MATH.md §1).
+    torch_slope = torch_derivative(F.hardsigmoid, np.array([0.25]))[0]
+    assert abs(torch_slope - 1 / 6) < 1e-8
+    assert activation("hard_sigmoid").numpy_derivative(np.array([0.25]))[0] == 1 / 6
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_case_id)
+def test_numpy_forward_matches_torch(spec: str) -> None:
+    act = activation(spec)
+    x = np.concatenate([_grid(), [-700.0, -40.0, 40.0, 700.0]])
+    with np.errstate(all="raise"):
+        ours = act.numpy(x)
+    reference = TORCH_SIGMA[spec](torch.tensor(x)).numpy()
+    # a few ulp apart: torch and numpy round differently (e.g. (x+3)/6 against x/6 + 1/2)
+    np.testing.assert_allclose(ours, reference, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(act.torch(torch.tensor(x)).numpy(), reference, rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_case_id)
+def test_complex_step_matches_numpy_derivative(spec: str) -> None:
+    # Im σ(x + ih)/h = σ'(x) + O(h²) with no cancellation (Squire & Trapp 1998); h = 1e-30.
+    act = activation(spec)
+    x = np.union1d(np.linspace(-30.0, 30.0, 601), KINKS)
+    h = 1e-30
+    with np.errstate(all="raise"):
+        step = act.numpy(x + 1j * h).imag / h
+        expected = act.numpy_derivative(x)
+    np.testing.assert_allclose(step, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", BUILTIN_NAMES)
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=["float64", "complex128"])
+def test_builtins_are_stable_for_huge_arguments(name: str, dtype: type) -> None:
+    act = activation(name)
+    x = np.array([-1e4, -800.0, -710.0, -40.0, 0.0, 40.0, 710.0, 800.0, 1e4])
+    z = x.astype(dtype) + (1e-30j if dtype is np.complex128 else 0.0)
+    with np.errstate(all="raise"):  # any overflow / invalid / underflow warning fails the test
+        value, slope = act.numpy(z), act.numpy_derivative(z)
+    assert value.dtype == dtype and slope.dtype == dtype
+    # reference: the SymPy σ and σ' in mpmath at 9000 digits, as 1 - tanh²(1e4) ≈ 1e-8686 cancels
+    # 8686 digits (SymPy's own evalf gives up and returns 1e-165 there)
+    mp_sigma = sp.lambdify(X, act.expr, "mpmath")
+    mp_slope = sp.lambdify(X, act.derivative, "mpmath")
+    with mpmath.workdps(9000):
+        want_value = np.array([float(mp_sigma(mpmath.mpf(v))) for v in x])
+        want_slope = np.array([float(mp_slope(mpmath.mpf(v))) for v in x])
+    np.testing.assert_allclose(value.real, want_value, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(slope.real, want_slope, rtol=1e-14, atol=1e-300)
+
+
+def test_user_expression_does_not_overflow_in_numpy() -> None:
+    # softplus'(x) = e^x/(e^x + 1) is inf/inf in float64 for x > 709; the result is still 1.
+    act = activation("softplus(x)")
+    x = np.array([-1e4, -800.0, 0.0, 800.0, 1e4])
+    with np.errstate(all="raise"):
+        value, slope = act.numpy(x), act.numpy_derivative(x)
+    np.testing.assert_allclose(value, [0.0, 0.0, math.log(2.0), 800.0, 1e4], rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(slope, [0.0, 0.0, 0.5, 1.0, 1.0], rtol=1e-15, atol=1e-300)
+
+
+def test_numpy_accepts_scalars_and_keeps_shape() -> None:
+    act = activation("tanh")
+    assert act.numpy(0.5).shape == ()
+    assert act.numpy_derivative(np.zeros((2, 3))).shape == (2, 3)
+    assert activation("x/2+x").numpy_derivative(np.zeros((4,))).shape == (4,)  # constant σ'
+    with pytest.raises(GradproofError, match="float or complex"):
+        act.numpy(np.array(["a"]))
+
+
+def test_planted_wrong_derivative_is_caught() -> None:
+    # The autograd comparison used above must fail on a wrong numpy rule (tanh' ≠ 1 - tanh).
+    good = activation("tanh")
+    wrong = dataclasses.replace(good, name="tanh-wrong", numpy_derivative=lambda z: 1 - np.tanh(z))
+    with pytest.raises(AssertionError, match="tanh-wrong"):
+        assert_derivative_matches_autograd(wrong, _grid(), atol=1e-12)
+
+
+def test_output_derivatives() -> None:
+    # MATH.md §3: σ' = σ(1-σ) and tanh' = 1 - tanh², written through the output y.
+    for name in ("sigmoid", "tanh"):
+        act = activation(name)
+        assert sp.simplify(act.output_derivative(act.expr) - act.derivative) == 0
+    for name in ("relu", "hard_sigmoid", "identity"):
+        assert activation(name).output_derivative is None
+    assert activation("tanh(3*x)").output_derivative is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lookup, names, printing, immutability
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("Sigmoid", "sigmoid"),
+        ("  TANH ", "tanh"),
+        ("hardsigmoid", "hard_sigmoid"),
+        ("hard-sigmoid", "hard_sigmoid"),
+        ("Hard_Sigmoid", "hard_sigmoid"),
+        ("1/(1+exp(-x))", "sigmoid"),  # same σ as a built-in: the stable built-in is returned
+        ("sigmoid(x)", "sigmoid"),
+        ("x", "identity"),
+        ("tanh(3 * x)", "tanh(3*x)"),  # user names are str() of the SymPy expression
+        ("x/(1+abs(x))", "x/(Abs(x) + 1)"),
+    ],
+)
+def test_lookup(spec: str, name: str) -> None:
+    assert activation(spec).name == name
+
+
+def test_activation_passes_through_and_is_frozen() -> None:
+    act = activation("relu")
+    assert activation(act) is act
+    assert tuple(BUILTIN_NAMES) == ("sigmoid", "tanh", "relu", "hard_sigmoid", "identity")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        act.name = "other"  # type: ignore[misc]
+    assert activation("tanh(3*x)") == activation("tanh(3 * x)")
+    assert hash(activation("tanh(3*x)")) == hash(activation("tanh(3 * x)"))
+
+
+def test_activation_validates_direct_construction() -> None:
+    y = sp.Symbol("y")
+    base = activation("tanh")
+    with pytest.raises(GradproofError, match="depend on X"):
+        dataclasses.replace(base, expr=sp.tanh(y))
+    with pytest.raises(GradproofError, match="callable"):
+        dataclasses.replace(base, numpy=None)
+
+
+def test_latex_of_builtins() -> None:
+    assert activation("sigmoid").latex_of("z") == r"\sigma\left(z\right)"
+    assert activation("sigmoid").latex_prime_of("z") == r"\sigma'\left(z\right)"
+    assert activation("tanh").latex_prime_of("z") == r"\tanh'\left(z\right)"
+    assert activation("relu").latex_of("z") == r"\operatorname{relu}\left(z\right)"
+    assert activation("hard_sigmoid").latex_name == r"\operatorname{hardsigmoid}"
+    assert activation("identity").latex_name == r"\operatorname{id}"
+    assert sp.latex(activation("sigmoid")) == r"\sigma\left(x\right)"  # printer hook
+    assert activation("sigmoid")._repr_latex_().startswith("$")
+
+
+def test_latex_of_user_expression_is_printed_by_sympy() -> None:
+    act = activation("tanh(3*x)")
+    z = sp.Symbol("z")
+    assert act.latex_of("z") == sp.latex(sp.tanh(3 * z))
+    assert act.latex_prime_of("z") == sp.latex(sp.diff(sp.tanh(3 * z), z))
+    a, b = sp.symbols("a b")
+    # a compound argument keeps its parentheses: tanh(3 (a + b)), not tanh(3 a + b)
+    assert act.latex_of("a + b") == sp.latex(sp.tanh(3 * sp.Symbol(r"\left(a + b\right)")))
+    assert act.latex_name == sp.latex(sp.tanh(3 * X))
+
+
+def test_module_doctests() -> None:
+    result = doctest.testmod(activations_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 5
+    assert result.failed == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one table, readable ids, one exception type with a helpful message
+# ---------------------------------------------------------------------------------------------
+# fmt: off
+BAD = [
+    # id                    spec                          message must contain          lists allowed names
+    ("second-variable",     "x*y",                        "the name 'y'",               True),
+    ("dunder-import",       "__import__('os')",           "the function '__import__'",  True),
+    ("os-system",           "__import__('os').system('true')", "calling anything but",  True),
+    ("attribute",           "x.real",                     "attribute access",           True),
+    ("lambda",              "lambda: 1",                  "lambda",                     True),
+    ("subscript",           "x[0]",                       "indexing",                   True),
+    ("comparison",          "x > 0",                      "comparison",                 True),
+    ("empty",               "",                           "empty",                      False),
+    ("blank",               "   ",                        "empty",                      False),
+    ("syntax",              "tanh(3*x",                   "not a valid formula",        True),
+    ("unknown-function",    "foo(x)",                     "the function 'foo'",         True),
+    ("bare-function",       "exp",                        "call it",                    True),
+    ("two-arguments",       "log(x, 2)",                  "exactly one positional",     True),
+    ("keyword-argument",    "exp(x=1)",                   "exactly one positional",     True),
+    ("xor-for-power",       "x^2",                        "write ** for a power",       True),
+    ("complex-literal",     "x*1j",                       "complex number",             True),
+    ("string-literal",      "'x'",                        "the literal 'x'",            True),
+    ("huge-number",         "9**9**9**9",                 "a number this large",        True),
+    ("division-by-zero",    "1/0",                        "division by zero",           True),
+    ("zero-denominator",    "x/(x-x)",                    "division by zero",           True),
+    ("log-of-zero",         "x*log(0)",                   "not a finite function",      False),
+    ("constant",            "tanh(3)",                    "does not depend on x",       False),
+    ("sqrt-of-negative",    "sqrt(x)",                    "defined and real for every real x", False),
+    ("pole",                "1/x",                        "defined and real for every real x", False),
+    ("unbounded-square",    "x**2",                       "is unbounded",               False),
+    ("unbounded-exp",       "exp(x)",                     "is unbounded",               False),
+    ("unbounded-at-kink",   "sqrt(abs(x))",               "is unbounded",               False),
+    ("unbounded-oscillating", "x*sin(x)",                 "is unbounded",               False),
+    ("infinitely-many-kinks", "abs(sin(x))",              "not smooth",                 False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment", "lists_allowed"),
+    [row[1:] for row in BAD],
+    ids=[row[0] for row in BAD],
+)
+def test_bad_input(spec: str, fragment: str, lists_allowed: bool) -> None:
+    with pytest.raises(GradproofError) as info:
+        gamma(spec)
+    message = str(info.value)
+    assert fragment in message
+    if lists_allowed:
+        assert "Allowed:" in message and "softplus" in message and "pi" in message
+
+
+@pytest.mark.parametrize("spec", [3.0, None, ["tanh"]], ids=["float", "none", "list"])
+def test_bad_spec_type(spec: object) -> None:
+    with pytest.raises(GradproofError, match="expects an Activation"):
+        activation(spec)  # type: ignore[arg-type]
+
+
+def test_unbounded_activation_is_still_usable_numerically() -> None:
+    # x**2 is a legal σ; only its γ does not exist.
+    act = activation("x**2")
+    assert act.derivative == 2 * X
+    np.testing.assert_allclose(act.numpy_derivative(np.array([1.5])), [3.0], rtol=1e-15)
+
+
+def test_parser_never_evaluates_user_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "atan(7*x)/7 + x/1000 + cosh(0)*x"  # new text, not in any cache
+    seen: list[object] = []
+
+    def spy(original):
+        def wrapper(*args, **kwargs):
+            seen.append(args[0] if args else None)
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(builtins, "eval", spy(builtins.eval))
+    monkeypatch.setattr(builtins, "exec", spy(builtins.exec))
+    monkeypatch.setattr(sp, "sympify", spy(sp.sympify))
+    monkeypatch.setattr(sp, "parse_expr", spy(sp.parse_expr))
+    act = activation(text)
+    act.numpy(np.array([0.1]))
+    assert all(not (isinstance(arg, str) and arg.strip() == text) for arg in seen)
+    assert sp.simplify(act.expr - (sp.atan(7 * X) / 7 + X / 1000 + X)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: γ bounds σ' everywhere (MATH.md §1, the definition of γ)
+# ---------------------------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_gamma_bounds_the_derivative(data: st.DataObject) -> None:
+    spec = data.draw(st.sampled_from(SPECS), label="spec")
+    xs = data.draw(
+        st.lists(st.floats(-1e4, 1e4, allow_nan=False), min_size=1, max_size=20), label="x"
+    )
+    act = activation(spec)
+    with np.errstate(all="raise"):
+        slope = act.numpy_derivative(np.array(xs))
+    assert np.all(np.abs(slope) <= float(act.gamma) + 1e-12)
