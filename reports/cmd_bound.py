@@ -1,0 +1,226 @@
+"""``gradproof bound``: the Pascanu et al. (2013) verdict for a weight matrix or a torch model.
+
+::
+
+    gradproof bound --activation tanh --weights W.npy [--json]
+    gradproof bound --torch-model lstm.pt [--json]
+    gradproof bound --activation relu --torch-model rnn.pt      # nn.RNN state_dicts omit tanh/relu
+
+All mathematics comes from :mod:`numeric.regime`; this module reads files and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+import numpy as np
+
+from derive.errors import GradproofError
+
+__all__ = ["command", "analyse_weights", "analyse_torch_model"]
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _activation(spec: str) -> Any:
+    from numeric.regime import resolve_activation
+
+    try:
+        return resolve_activation(spec)
+    except GradproofError as exc:
+        raise GradproofError(_one_line(str(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure is bad user input
+        raise GradproofError(
+            f"cannot use activation {spec!r} ({_first_line(exc)}); pass a name such as tanh or "
+            "an expression in x such as tanh(3*x)"
+        ) from None
+
+
+def _load_weights(path: str) -> np.ndarray:
+    if not os.path.exists(path):
+        raise GradproofError(f"no weights file at {path!r}; save one with numpy.save('W.npy', W)")
+    if os.path.isdir(path):
+        raise GradproofError(f"{path!r} is a directory; pass a .npy file saved with numpy.save")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise GradproofError(f"cannot open {path!r} ({_first_line(exc)})") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise GradproofError(
+            f"{path!r} is not a .npy file (no NumPy header); save the matrix with "
+            "numpy.save('W.npy', W)"
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises several types for a bad file
+        raise GradproofError(
+            f"cannot read {path!r} as a .npy array ({_one_line(_first_line(exc), 160)}); "
+            "save the matrix with numpy.save('W.npy', W)"
+        ) from None
+    if not isinstance(loaded, np.ndarray):
+        names = list(getattr(loaded, "files", []))
+        close = getattr(loaded, "close", None)
+        if close is not None:
+            close()
+        raise GradproofError(
+            f"{path!r} is an .npz archive with arrays {names}; save the one matrix with "
+            "numpy.save('W.npy', W)"
+        )
+    return loaded
+
+
+def analyse_weights(activation: str, path: str) -> Any:
+    """The :class:`numeric.regime.Regime` of the matrix in a ``.npy`` file."""
+    from numeric.regime import regime
+
+    act = _activation(activation)
+    W = _load_weights(path)
+    return regime(act, W)
+
+
+def analyse_torch_model(path: str, activation: str | None = None) -> Any:
+    """The :class:`numeric.regime.ModelRegime` of a saved single-layer nn.RNN/LSTM/GRU."""
+    from numeric.convert import from_torch, load_torch_model
+    from numeric.regime import model_regime
+
+    if not os.path.exists(path):
+        raise GradproofError(
+            f"no model file at {path!r}; save one with torch.save(module.state_dict(), path)"
+        )
+    if activation is not None and activation not in ("tanh", "relu"):
+        raise GradproofError(
+            f"--activation for a torch model is the nn.RNN nonlinearity, 'tanh' or 'relu', got "
+            f"{activation!r}; LSTM and GRU gates have fixed activations, so drop it for them"
+        )
+    try:
+        module = load_torch_model(path, nonlinearity=activation)
+        cell, params = from_torch(module)
+    except GradproofError as exc:
+        raise GradproofError(_one_line(str(exc))) from None
+    if cell.kind != "rnn" and activation is not None:
+        raise GradproofError(
+            f"--activation does not apply to the {cell.name} model (sigmoid gates, tanh "
+            "candidate); drop it"
+        )
+    return model_regime(cell, params)
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _regime_table(r: Any, title: str) -> list[str]:
+    rows = [
+        ("activation", r.activation),
+        ("gamma = sup|sigma'|", f"{r.gamma_exact}  (= {_num(r.gamma)})"),
+        ("sigma_max(W)", _num(r.sigma_max)),
+        ("rho(W)", _num(r.spectral_radius)),
+        ("eta = gamma*sigma_max", _num(r.eta)),
+        ("regime", r.verdict),
+    ]
+    if r.linear_verdict is not None:
+        rows.append(("linear verdict (rho)", r.linear_verdict))
+    width = max(len(k) for k, _ in rows)
+    lines = [title]
+    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    if r.verdicts_disagree:
+        lines.append(
+            f"  note: the linear verdict ({r.linear_verdict}, rho = {_num(r.spectral_radius)}) and "
+            f"the general verdict ({r.verdict}, sigma_max = {_num(r.sigma_max)}) disagree: "
+            "W is not normal, so ||W^k|| can grow before it decays."
+        )
+    lines.append(f"  {r.explanation}")
+    return lines
+
+
+def _model_table(m: Any, path: str) -> list[str]:
+    lines = [f"gradproof bound: {m.model} (hidden {m.hidden}) from {path}"]
+    head = ("block", "activation", "gamma", "sigma_max", "rho", "eta", "regime")
+    body = [
+        (name, r.activation, r.gamma_exact, _num(r.sigma_max), _num(r.spectral_radius),
+         _num(r.eta), r.verdict + ("  <- main" if name == m.main else ""))
+        for name, r in m.blocks.items()
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+    for row in (head, *body):
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    main = m.main_regime
+    lines.append(f"  main recurrent matrix {m.main}: {main.explanation}")
+    if main.verdicts_disagree:
+        lines.append("  note: the linear (rho) and general (sigma_max) verdicts disagree.")
+    if m.direct_path is not None:
+        d = m.direct_path
+        lines.append(f"  direct path ({d.verdict}): {d.explanation}")
+    lines.append(f"  {m.note}")
+    return lines
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@click.command("bound")
+@click.option(
+    "--activation",
+    "activation",
+    metavar="NAME_OR_EXPR",
+    default=None,
+    help="sigma: tanh, sigmoid, relu, hard_sigmoid, identity, or an expression in x such as "
+    "'tanh(3*x)'. Required with --weights; with --torch-model only the nn.RNN nonlinearity.",
+)
+@click.option(
+    "--weights",
+    metavar="FILE.npy",
+    default=None,
+    help="The recurrent matrix W_h (n, n), saved with numpy.save.",
+)
+@click.option(
+    "--torch-model",
+    "torch_model",
+    metavar="FILE.pt",
+    default=None,
+    help="A single-layer nn.RNN/LSTM/GRU state_dict saved with torch.save.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def command(activation: str | None, weights: str | None, torch_model: str | None, as_json: bool) -> None:
+    """The Pascanu et al. (2013) bound: gamma, sigma_max, rho, eta = gamma*sigma_max and the
+    regime (vanishing guaranteed if eta < 1, exploding possible if sigma_max > 1/gamma)."""
+    if (weights is None) == (torch_model is None):
+        raise click.UsageError("pass exactly one of --weights FILE.npy or --torch-model FILE.pt")
+    if weights is not None:
+        if activation is None:
+            raise click.UsageError("--weights needs --activation NAME_OR_EXPR (e.g. tanh)")
+        r = analyse_weights(activation, weights)
+        if as_json:
+            out = r.to_json()
+            out["weights"] = weights
+            click.echo(json.dumps(out))
+        else:
+            n = r.shape[0]
+            click.echo("\n".join(_regime_table(r, f"gradproof bound: W ({n}x{n}) from {weights}")))
+        return
+    assert torch_model is not None
+    m = analyse_torch_model(torch_model, activation)
+    if as_json:
+        out = m.to_json()
+        out["torch_model"] = torch_model
+        click.echo(json.dumps(out))
+    else:
+        click.echo("\n".join(_model_table(m, torch_model)))
