@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             click.echo(exc.ctx.get_help())
             return 0
         name = exc.ctx.command_path if exc.ctx is not None else "gradproof"
-        click.echo(f"{name}: error: {exc.format_message()}", err=True)
+        message = " ".join(exc.format_message().split())  # one line, whatever click wraps
+        click.echo(f"{name}: error: {message}", err=True)
         return 2
     except click.Abort:
         click.echo("gradproof: interrupted", err=True)
