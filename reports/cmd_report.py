@@ -1,0 +1,44 @@
+"""``gradproof report``: the derivation report a teacher could hand out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from derive import CELL_NAMES
+from reports.report import ReportOptions, build_report
+
+__all__ = ["command"]
+
+
+@click.command("report")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True,
+              help="Folder to write report.tex, report.pdf, figures/ and results.json into.")
+@click.option("--cells", "cells", multiple=True, type=click.Choice(CELL_NAMES, case_sensitive=False),
+              help="Cells for the verification appendix (repeatable); all six by default.")
+@click.option("--torch-model", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A saved nn.RNN/LSTM/GRU state_dict (torch.save) to analyse in its own section.")
+@click.option("--title", default=ReportOptions.title, show_default=False, help="The report's title.")
+@click.option("--no-pdf", is_flag=True, help="Write the .tex and figures only; do not run LaTeX.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every random draw.")
+def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, title: str, no_pdf: bool,
+            seed: int) -> None:
+    """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT."""  # fmt: skip
+    options = ReportOptions(
+        out=out, cells=tuple(c.lower() for c in cells) or CELL_NAMES, torch_model=torch_model,
+        title=title, pdf=not no_pdf, seed=seed,
+    )  # fmt: skip
+    with tqdm(total=None, desc="report", unit="step", disable=None, leave=False) as bar:
+        def progress(message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update(1)
+            if bar.disable:
+                click.echo(f"gradproof report: {message}", err=True)
+
+        result = build_report(options, progress=progress)
+    for message in result.messages:
+        click.echo(f"gradproof report: {message}", err=True)
+    target = result.pdf if result.pdf is not None else result.tex
+    click.echo(f"wrote {target}")

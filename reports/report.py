@@ -1,0 +1,118 @@
+"""Build the derivation report: LaTeX, PDF, figures and ``results.json``, atomically.
+
+Everything is written into a temporary folder next to the output folder and moved into place only
+when the run finishes, so an interrupted or failed run never leaves a report that looks complete.
+``report.tex`` depends only on the seed, the cells and the model: the one measured quantity
+(step times) lives in ``timings.tex``, which ``report.tex`` inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from derive.cells import CELL_NAMES, cell
+from derive.errors import GradproofError
+from reports import sections
+from reports.figures import use_style
+from reports.latex import LatexError, compile_pdf, find_engine, render_report
+from reports.output import AtomicDirectory, write_json
+
+__all__ = ["ReportOptions", "ReportResult", "build_report"]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``gradproof report`` was asked for."""
+
+    out: Path = Path("report")
+    cells: tuple[str, ...] = CELL_NAMES
+    torch_model: Path | None = None
+    title: str = "Vanishing and exploding gradients in recurrent networks"
+    pdf: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where the report went, and what happened to the PDF."""
+
+    out: Path
+    tex: Path
+    pdf: Path | None
+    messages: tuple[str, ...] = field(default=())
+
+
+def _version() -> str:
+    try:
+        return version("gradproof")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "source"
+
+
+def build_report(options: ReportOptions, *, progress: Callable[[str], None] | None = None) -> ReportResult:
+    """Write the report into ``options.out``; returns the paths.
+
+    Raises
+    ------
+    GradproofError
+        on bad options, or (as :class:`reports.latex.LatexError`) when LaTeX fails; in that case
+        the report folder holds the ``.tex`` and the log, and no PDF.
+    """
+    cells = tuple(cell(c).name for c in options.cells)
+    if options.torch_model is not None and not Path(options.torch_model).is_file():
+        raise GradproofError(f"--torch-model: no such file: {options.torch_model}")
+    say = progress or (lambda _msg: None)
+    use_style()
+    messages: list[str] = []
+    latex_error: LatexError | None = None
+    with AtomicDirectory(Path(options.out)) as tmp:
+        figures = tmp / "figures"
+        figures.mkdir()
+        ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model)
+        parts: list[tuple[str, Callable]] = list(sections.SECTIONS)
+        if options.torch_model is not None:
+            parts.append(("model", sections.section_model))
+        parts.append(("verification", sections.section_verification))
+        built, results = [], {"seed": options.seed, "cells": list(cells), "version": _version()}
+        for name, make in parts:
+            say(f"section: {name}")
+            section, numbers = make(ctx)
+            built.append(section)
+            results[name] = numbers
+        context = {
+            "title": options.title,
+            "subtitle": "A derivation report: every equation printed by SymPy from the objects gradproof's tests check",
+            "date": f"gradproof {_version()}, seed {options.seed}",
+            "version": _version(),
+            "seed": options.seed,
+            "conventions": sections.conventions(),
+            "sections": built,
+        }
+        say("writing report.tex and results.json")
+        (tmp / "report.tex").write_text(render_report(context), encoding="utf-8")
+        (tmp / "timings.tex").write_text(sections.timings_tex(results["gru"]), encoding="utf-8")
+        write_json(tmp / "results.json", results)
+        pdf: Path | None = None
+        if options.pdf:
+            if find_engine() is None:
+                messages.append(
+                    "no LaTeX engine found: wrote report.tex only; for the PDF install "
+                    "texlive-latex-base texlive-latex-recommended latexmk lmodern (scripts/install-latex.sh)"
+                )
+            else:
+                say("compiling the PDF with latexmk")
+                try:
+                    compile_pdf(tmp / "report.tex")
+                    pdf = Path(options.out) / "report.pdf"
+                except LatexError as exc:
+                    latex_error = exc
+    out = Path(options.out)
+    if latex_error is not None:
+        raise latex_error
+    return ReportResult(out=out, tex=out / "report.tex", pdf=pdf, messages=tuple(messages))
+
+
+del Sequence

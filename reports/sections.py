@@ -1,0 +1,635 @@
+"""The report's sections, assembled from derivation objects and numbers computed by ``numeric``.
+
+No mathematics lives here: every equation is ``derive.latex`` of an object the tests check, every
+number comes from :mod:`numeric`, and the figures only draw those numbers (:mod:`reports.plots`).
+Each ``section_*`` function returns ``(section, results)``: the template's section dict and the
+numbers it shows, for ``results.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+import derive
+from derive.algebra import latex
+from derive.jacobians import Step
+from numeric import (
+    bound_profile,
+    gradient_profile,
+    init,
+    random_sequence,
+    regime,
+    unroll,
+    verify,
+)
+from reports import plots
+from reports.figures import save
+from reports.latex import escape_tex
+
+__all__ = ["Context", "SECTIONS", "split_equation", "conventions"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every section needs: where figures go, the seed, the cells asked for."""
+
+    figures: Path
+    seed: int
+    cells: tuple[str, ...]
+    torch_model: Path | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Small printing helpers (layout only)
+# ----------------------------------------------------------------------------------------------
+
+
+def _terms(expr: sp.Expr) -> list[tuple[str, sp.Expr]]:
+    if not isinstance(expr, sp.MatAdd):
+        return [("+", expr)]
+    out = []
+    for t in expr.args:
+        if isinstance(t, sp.MatMul) and t.args[0] == -1:
+            rest = t.args[1:]
+            out.append(("-", rest[0] if len(rest) == 1 else sp.MatMul(*rest)))
+        else:
+            out.append(("+", t))
+    return out
+
+
+def split_equation(lhs: sp.Basic, rhs: sp.Basic, *, per_line: int = 1) -> list[str]:
+    """``lhs = rhs`` as ``align*`` lines, one term of a long sum per line."""
+    terms = _terms(rhs) if isinstance(rhs, sp.MatAdd) else [("+", rhs)]
+    lines = []
+    for k in range(0, len(terms), per_line):
+        chunk = terms[k : k + per_line]
+        body = " ".join(
+            (("- " if s == "-" else "") if (k == 0 and i == 0) else ("- " if s == "-" else "+ ")) + latex(t)
+            for i, (s, t) in enumerate(chunk)
+        )
+        lines.append((f"{latex(lhs)} &= " if k == 0 else "&\\quad ") + body)
+    return lines
+
+
+def _eq_block(step: Step | sp.Basic, text: str | None = None, *, split: bool = True) -> list[dict]:
+    eq = step.equation if isinstance(step, Step) else step
+    words = text if text is not None else (step.text if isinstance(step, Step) else None)
+    blocks: list[dict] = []
+    if words:
+        blocks.append({"kind": "text", "text": _prose(words)})
+    if split and isinstance(eq, sp.Equality) and isinstance(eq.rhs, sp.MatAdd) and len(eq.rhs.args) > 1:
+        blocks.append({"kind": "align", "lines": split_equation(eq.lhs, eq.rhs)})
+    else:
+        blocks.append({"kind": "equation", "math": latex(eq)})
+    return blocks
+
+
+def _prose(text: str) -> str:
+    """Plain sentences (which may hold $…$ math from derive) made safe for LaTeX text mode."""
+    parts = text.split("$")
+    return "".join(escape_tex(p) if i % 2 == 0 else f"${p}$" for i, p in enumerate(parts))
+
+
+def _fig(ctx: Context, fig: Any, stem: str, caption: str, width: float = 0.95) -> dict:
+    save(fig, ctx.figures, stem)
+    return {"kind": "figure", "path": f"figures/{stem}.pdf", "caption": caption, "width": width,
+            "label": f"fig:{stem}"}  # fmt: skip
+
+
+def _num(x: float, digits: int = 3) -> str:
+    if not np.isfinite(x):
+        return r"\infty" if x > 0 else r"-\infty"
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        mant, exp = f"{x:.{digits - 1}e}".split("e")
+        return rf"{mant} \times 10^{{{int(exp)}}}"
+    return f"{x:.{digits}g}"
+
+
+def _align_definitions(cell: derive.Cell) -> dict:
+    return {"kind": "align", "lines": [f"{latex(e.lhs)} &= {latex(e.rhs)}" for e in cell.equations]}
+
+
+def conventions() -> list[str]:
+    """The conventions, stated once at the top (MATH.md)."""
+    return [
+        r"Vectors are columns; $\operatorname{diag}(v)$ is the diagonal matrix with $v$ on its diagonal "
+        r"and $\odot$ the elementwise (Hadamard) product. Squares, products and $1 - v$ of vectors act "
+        r"elementwise.",
+        r"Jacobians are in numerator layout: $\frac{\partial h^{(t)}}{\partial h^{(t-1)}}$ has a row per "
+        r"output and a column per input, so a chain is the ordered product "
+        r"$J_T J_{T-1} \cdots J_{k+1}$ with the latest step on the left.",
+        r"$\sigma$ is the logistic sigmoid; $\gamma = \sup_x |\sigma'(x)|$ is derived for each "
+        r"activation, never typed in. $\sigma_{\max}(W) = \|W\|_2$ is the largest singular value and "
+        r"$\rho(W)$ the largest eigenvalue modulus.",
+        r"The LSTM's state is $s^{(t)} = [h^{(t)}; c^{(t)}]$, $h$ first. Logarithms in figures are "
+        r"base 10; every product of Jacobians is accumulated in log space.",
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 1: the vanilla RNN and the theorem
+# ----------------------------------------------------------------------------------------------
+
+
+def _rnn_regime_data(ctx: Context, *, hidden: int, steps: int) -> dict[str, Any]:
+    """Measured profiles and both bounds for a vanishing and an exploding tanh RNN."""
+    out = {}
+    settings = {
+        "vanishing": dict(spectral_norm=0.8, scale=1.0),
+        "exploding": dict(spectral_radius=1.15, scale=1e-4),
+    }
+    for name, s in settings.items():
+        kw = {k: v for k, v in s.items() if k != "scale"}
+        p = init("rnn-tanh", hidden=hidden, inputs=4, seed=ctx.seed, **kw)
+        xs = random_sequence(steps, 4, seed=ctx.seed + 1, scale=s["scale"])
+        prof = gradient_profile("rnn-tanh", p, xs)
+        z = unroll("rnn-tanh", p, xs).intermediates()["z"]
+        bp = bound_profile("tanh", p["W_h"], z).with_measured(prof.log_spectral)
+        out[name] = {"params": p, "profile": prof, "bound": bp, "regime": regime("tanh", p["W_h"])}
+    return out
+
+
+def section_rnn(ctx: Context) -> tuple[dict, dict]:
+    """Conventions, the vanilla RNN, its Jacobian, the ordered product, the theorem, the imprecisions."""
+    rnn = derive.cell("rnn-tanh")
+    generic = derive.RNN("tanh")
+    d = derive.step_jacobian(generic)
+    blocks: list[dict] = [
+        {"kind": "text", "text": (
+            "The vanilla RNN of the lecture, written by gradproof as a list of definitions "
+            r"(here with $\sigma = \tanh$; any activation works the same way):"
+        )},
+        _align_definitions(rnn),
+        {"kind": "subsection", "title": "The step Jacobian, one chain-rule step at a time"},
+    ]  # fmt: skip
+    for st in d.steps:
+        blocks += _eq_block(st)
+    prod = derive.bptt_product(rnn)
+    blocks.append({"kind": "subsection", "title": "The ordered product behind the gradient"})
+    for st in prod.steps:
+        blocks += _eq_block(st)
+    grads = derive.parameter_gradients(rnn)
+    blocks.append({"kind": "text", "text": (
+        r"The parameter gradients are sums over time of local terms weighted by the adjoint "
+        r"$\lambda^{(t)} = (\partial J / \partial h^{(t)})^\top$, which is exactly where the ordered "
+        r"product enters:"
+    )})  # fmt: skip
+    blocks += _eq_block(grads.adjoint)
+    blocks.append({"kind": "align", "lines": [
+        latex(g).replace(" = ", " &= ", 1) for g in grads.gradients.values()
+    ]})  # fmt: skip
+
+    # The theorem
+    thm = derive.pascanu_bound(rnn)
+    blocks.append({"kind": "subsection", "title": "The theorem (Pascanu, Mikolov and Bengio, 2013)"})
+    for st in thm.statements[1:]:
+        blocks += _eq_block(st)
+    gammas = {name: derive.gamma(name) for name in derive.BUILTIN_NAMES}
+    gammas["tanh(3*x)"] = derive.gamma("tanh(3*x)")
+    blocks.append({
+        "kind": "table",
+        "caption": r"$\gamma = \sup|\sigma'|$ derived for each activation, and the threshold $1/\gamma$ "
+                   r"on $\sigma_{\max}(W_h)$ below which vanishing is guaranteed.",
+        "columns": ["activation", r"$\gamma$", r"$1/\gamma$"],
+        "rows": [[escape_tex(k), f"${sp.latex(g, fold_short_frac=True)}$", f"${sp.latex(1 / g, fold_short_frac=True)}$"]
+                 for k, g in gammas.items()],
+        "align": "lrr",
+    })  # fmt: skip
+    blocks.append({"kind": "text", "text": "The linear case, where the eigenvalues do decide:"})
+    for st in thm.linear_case:
+        blocks += _eq_block(st)
+
+    # Figures: bounds in both regimes, the spectrum, transient growth
+    data = _rnn_regime_data(ctx, hidden=16, steps=60)
+    panels = []
+    results: dict[str, Any] = {"gamma": {k: str(v) for k, v in gammas.items()}, "regimes": {}}
+    for name, item in data.items():
+        r, bp = item["regime"], item["bound"]
+        panels.append({
+            "title": f"{name}: σ_max = {r.sigma_max:.2f}, ρ = {r.spectral_radius:.2f}, η = {r.eta:.2f}",
+            "span": bp.spans, "log_measured": bp.log_measured, "log_eta_bound": bp.log_eta_bound,
+            "log_data_bound": bp.log_data_bound,
+        })  # fmt: skip
+        results["regimes"][name] = {
+            **r.to_json(),
+            "log_measured": bp.log_measured,
+            "log_eta_bound": bp.log_eta_bound,
+            "log_data_bound": bp.log_data_bound,
+            "bound_holds": bool(np.all(bp.log_measured <= bp.log_eta_bound + 1e-9)),
+        }
+    van, exp = results["regimes"]["vanishing"], results["regimes"]["exploding"]
+    blocks.append(_fig(ctx, plots.bound_profiles(panels), "bound_profiles", (
+        r"Measured $\|\partial h^{(T)}/\partial h^{(t)}\|_2$ of a $\tanh$ RNN (hidden 16, $T = 60$) against the "
+        r"bound $\eta^{T-t}$ and the data-dependent bound $\prod_t \|\operatorname{diag}(\sigma'(z^{(t)}))\|_2"
+        r"\,\|W_h\|_2$. Left: $W_h$ scaled to $\sigma_{\max} = 0.8$ (" + escape_tex(van["regime"]) + "). "
+        r"Right: $\rho(W_h) = 1.15$ with inputs of size $10^{-4}$, so the units stay near their linear "
+        r"range and the gradient grows (" + escape_tex(exp["regime"]) + ")."
+    )))  # fmt: skip
+    sig = init("rnn-sigmoid", hidden=16, inputs=4, seed=ctx.seed, spectral_norm=5.0)
+    W = sig["W_h"]
+    eig = np.linalg.eigvals(W)
+    sv = np.linalg.svd(W, compute_uv=False)
+    r_sig = regime("sigmoid", W)
+    results["spectrum"] = {"eigenvalues_abs": np.abs(eig), "singular_values": sv, **r_sig.to_json()}
+    blocks.append(_fig(ctx, plots.spectrum(eig, sv, float(gammas["sigmoid"])), "spectrum", (
+        r"A sigmoid RNN's $W_h$ (hidden 16, scaled to $\sigma_{\max} = 5$). Left: its eigenvalues with the unit "
+        r"circle and the circle $|\lambda| = 1/\gamma = 4$. Right: its singular values. The theorem reads "
+        r"the singular values: $\eta = " + _num(r_sig.eta) + r"$, so " + escape_tex(r_sig.regime) + "."
+    )))  # fmt: skip
+
+    # Where the lecture is imprecise
+    from numeric.counterexamples import saturation_growth, transient_growth
+
+    blocks.append({"kind": "subsection", "title": "Where the lecture is imprecise"})
+    imp = {i.key: i for i in derive.imprecisions()}
+    tg = transient_growth()
+    exact = imp["eigenvalue-vs-singular-value"].witness["norms"]
+    sat = saturation_growth()
+    first = imp["eigenvalue-vs-singular-value"]
+    blocks.append({"kind": "note", "title": first.title, "text": (
+        "The lecture: ``" + escape_tex(first.lecture) + "''. The theorem needs " + f"${first.latex()}$. "
+        + _prose(first.reason) + r" With $W_h = " + latex(first.witness["W"]) + r"$, $\rho = "
+        + sp.latex(first.witness["spectral_radius"]) + r"$ but $\|W_h^k\|_2 = "
+        + ", ".join(_num(float(v)) for v in exact.values()) + r"$ for $k = "
+        + ", ".join(str(k) for k in exact) + r"$: it grows for about " + str(tg.peak[0]) + r" steps "
+        r"before it decays. With saturating units it is worse: $W = " + latex(sp.Matrix(sat.W)) + r"$ has "
+        r"$\rho \approx " + _num(sat.spectral_radius) + r"$ and $\|W\|_2 \approx " + _num(sat.sigma_max)
+        + r"$, yet with $D = \operatorname{diag}(0, 1)$, $\|(DW)^{" + str(sat.k) + r"}\|_2 \approx "
+        + _num(sat.norm) + "$."
+    )})  # fmt: skip
+    second = imp["sigmoid-threshold"]
+    blocks.append({"kind": "note", "title": second.title, "text": (
+        "The lecture: ``" + escape_tex(second.lecture) + "''. Derived: " + f"${second.latex()}$. "
+        + _prose(second.reason)
+    )})  # fmt: skip
+    third = imp["wrong-factoring"]
+    wit = third.witness
+    blocks.append({"kind": "note", "title": third.title, "text": (
+        "The lecture writes " + f"${latex(third.lecture_math)}$" + "; the chain rule gives the ordered "
+        + f"${latex(third.precise)}$. " + _prose(third.reason) + r" For instance with $W = "
+        + latex(wit["W"]) + r"$, $D_1 = " + latex(wit["D1"]) + r"$, $D_2 = " + latex(wit["D2"])
+        + r"$: $D_2 W D_1 W = " + latex(wit["ordered"]) + r"$ but $W^2 D_2 D_1 = " + latex(wit["lecture"]) + "$."
+    )})  # fmt: skip
+    ks = np.arange(0, 101)
+    dense = np.array([np.linalg.norm(np.linalg.matrix_power(tg.W, int(k)), 2) for k in ks])
+    blocks.append(_fig(ctx, plots.transient_growth(
+        np.array(tg.ks), np.array(tg.norms), tg.spectral_radius, tg.sigma_max, dense_ks=ks, dense_norms=dense,
+    ), "transient_growth", (
+        r"Transient growth: $\|W^k\|_2$ for $W = " + latex(first.witness["W"]) + r"$, whose eigenvalues are "
+        r"both $0.9$. The norm grows to " + _num(tg.peak[1]) + r" at $k = " + str(tg.peak[0]) + r"$ before the "
+        r"spectral radius takes over."
+    )))  # fmt: skip
+    results["counterexamples"] = {
+        "transient_growth": {"ks": list(tg.ks), "norms": list(tg.norms), "exact": {str(k): float(v) for k, v in exact.items()},
+                             "spectral_radius": tg.spectral_radius, "sigma_max": tg.sigma_max},
+        "saturation_growth": {"spectral_radius": sat.spectral_radius, "sigma_max": sat.sigma_max, "k": sat.k,
+                              "norm": sat.norm},
+    }  # fmt: skip
+    return {"title": "The vanilla RNN and why its gradient vanishes", "label": "sec:rnn", "blocks": blocks}, results
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 2: exploding gradients and clipping
+# ----------------------------------------------------------------------------------------------
+
+
+def section_clipping(ctx: Context) -> tuple[dict, dict]:
+    """Norm and value clipping, and the cliff of MATH.md §2."""
+    from derive.cliff import cliff_model
+    from derive.clipping import clipping_rules
+    from numeric import cliff, clip_by_norm, clip_by_value
+
+    rules = clipping_rules()
+    g = np.array([3.0, 0.6])
+    theta = 1.0
+    by_norm = clip_by_norm(g, theta)
+    by_value = clip_by_value(g, theta)
+    gn, gv = np.asarray(by_norm.grads), np.asarray(by_value.grads)
+    cos_v = float(gv @ g / (np.linalg.norm(gv) * np.linalg.norm(g)))
+    model = cliff_model()
+    surf = cliff.surface()
+    plain, clipped = cliff.compare_clipping()
+    blocks: list[dict] = [
+        {"kind": "text", "text": (
+            "When the product of Jacobians grows, one gradient step can throw the parameters far away. "
+            "Pascanu et al. (2013, Algorithm 1) rescale the gradient of all parameters together when its "
+            "norm exceeds a threshold $\\theta$; clipping each entry instead (the older alternative) "
+            "changes the direction:"
+        )},
+        {"kind": "equation", "math": latex(rules)},
+        _fig(ctx, plots.clipping_directions(g, theta, gn, gv), "clipping_directions", (
+            r"Clipping $g = (" + ", ".join(_num(v) for v in g) + r")$ at $\theta = 1$: norm clipping keeps the "
+            r"direction (cosine 1) and shortens the step to " + _num(float(np.linalg.norm(gn))) + r"; value "
+            r"clipping gives $(" + ", ".join(_num(v) for v in gv) + r")$, at cosine " + _num(cos_v, 4)
+            + r" from the gradient."
+        ), width=0.75),
+        {"kind": "text", "text": (
+            "The paper's heuristic for $\\theta$: around the average gradient norm; thresholds from half to "
+            "ten times that still converged in its experiments. The lecture's picture of a bad update is "
+            "the one-unit recurrence below, whose loss surface has a cliff:"
+        )},
+        {"kind": "equation", "math": latex(model)},
+        _fig(ctx, plots.cliff(surf.w, surf.b, surf.loss.T, surf.log10_grad_norm.T,
+                              {"SGD": plain.params, "SGD + norm clipping": clipped.params}), "cliff", (
+            r"The cliff: left the loss $E(w, b)$, right $\log_{10}\|\nabla E\|$ over the same grid, with "
+            r"gradients from the derived formulas. The same SGD run from the same start, without clipping "
+            r"(longest step " + _num(plain.longest_step[1]) + r") and with norm clipping at $\theta = "
+            + _num(clipped.threshold) + r"$ (longest step " + _num(clipped.longest_step[1]) + r")."
+        )),  # fmt: skip
+    ]
+    results = {
+        "example_gradient": g, "threshold": theta, "norm_clipped": gn, "value_clipped": gv,
+        "value_clipping_cosine": cos_v,
+        "cliff": {"cliff_height_log10": surf.cliff_height, "longest_step_plain": plain.longest_step[1],
+                  "longest_step_clipped": clipped.longest_step[1], "threshold": clipped.threshold,
+                  "final_loss_plain": float(plain.losses[-1]), "final_loss_clipped": float(clipped.losses[-1])},
+    }  # fmt: skip
+    return {"title": "Exploding gradients and clipping", "label": "sec:clipping", "blocks": blocks}, results
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 3: LSTM
+# ----------------------------------------------------------------------------------------------
+
+BLOCK_NAMES = {("h", "h"): "hh", ("h", "c"): "hc", ("c", "h"): "ch", ("c", "c"): "cc"}
+
+
+def section_lstm(ctx: Context) -> tuple[dict, dict]:
+    lstm = derive.cell("lstm")
+    d = derive.step_jacobian(lstm)
+    thm = derive.pascanu_bound(lstm)
+    blocks: list[dict] = [
+        {"kind": "text", "text": "The LSTM with a forget gate (Hochreiter and Schmidhuber 1997; Gers et al. 2000):"},
+        _align_definitions(lstm),
+        {"kind": "text", "text": (
+            r"Its state is $[h^{(t)}; c^{(t)}]$, so the step Jacobian has four blocks. Derived block by block "
+            r"(the $\partial c/\partial h$ block is kept by name inside $\partial h/\partial h$):"
+        )},
+    ]  # fmt: skip
+    for (out, var), expr in d.blocks.items():
+        blocks.append({"kind": "align", "lines": split_equation(derive.algebra.JacobianSymbol(out, var), expr)})
+    for st in thm.direct:
+        blocks += _eq_block(st)
+    # decay of RNN, LSTM and GRU on the same axes, same seed and sequence
+    hidden, steps = 32, 200
+    xs = random_sequence(steps, 8, seed=ctx.seed + 2)
+    curves, results = {}, {"hidden": hidden, "steps": steps, "final_log10": {}}
+    for name in ("rnn-tanh", "lstm", "gru", "gru-torch"):
+        p = init(name, hidden=hidden, inputs=8, seed=ctx.seed)
+        prof = gradient_profile(name, p, xs)
+        curves[name] = prof.log_spectral
+        results["final_log10"][name] = float(prof.log_spectral[0] / np.log(10))
+    # the cell path alone vs the total derivative, for the LSTM
+    p = init("lstm", hidden=hidden, inputs=8, seed=ctx.seed)
+    f = unroll("lstm", p, xs).intermediates()["f"]
+    cell_path = np.cumsum(np.log(np.max(f, axis=1))[::-1])[::-1]
+    curves["lstm: cell path ∏ max f"] = cell_path
+    results["lstm_cell_path_bound_log10"] = float(cell_path[0] / np.log(10))
+    blocks.append(_fig(ctx, plots.decay_comparison(curves, ylabel=r"$\log_{10}\|\partial s_T/\partial s_t\|_2$"),
+                       "decay_comparison", (
+        r"$\|\partial s^{(T)}/\partial s^{(t)}\|_2$ for a $\tanh$ RNN, an LSTM and both GRUs with the same seed, "
+        r"hidden size 32 and the same input sequence ($T = 200$, default PyTorch-style initialisation), and the "
+        r"LSTM's cell-path bound $\prod_t \max_k f^{(t)}_k$. The cell path alone decays far more slowly than the "
+        r"vanilla RNN; the total derivative of the LSTM also runs through $h$."
+    )))  # fmt: skip
+    return {"title": "LSTM: the cell as a shortcut", "label": "sec:lstm", "blocks": blocks}, results
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 4: GRU
+# ----------------------------------------------------------------------------------------------
+
+
+def _median_step_time(name: str, *, hidden: int, inputs: int, steps: int, batch: int, repeats: int) -> dict:
+    """Median time per step of torch.nn's module (float32, CPU), or of gradproof's numpy forward."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        module = {"lstm": torch.nn.LSTM, "gru-torch": torch.nn.GRU}[name](inputs, hidden)
+        x = torch.randn(steps, batch, inputs, generator=torch.Generator().manual_seed(0))
+        times = []
+        with torch.no_grad():
+            module(x)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                module(x)
+                times.append((time.perf_counter() - t0) / steps * 1e6)
+        engine = f"torch.nn, float32, batch {batch}"
+    else:
+        p = init(name, hidden=hidden, inputs=inputs, seed=0)
+        xs = random_sequence(steps, inputs, seed=0)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            unroll(name, p, xs)
+            times.append((time.perf_counter() - t0) / steps * 1e6)
+        engine = "gradproof numpy forward, batch 1"
+    return {"median_us": float(np.median(times)), "min_us": float(np.min(times)),
+            "max_us": float(np.max(times)), "engine": engine}  # fmt: skip
+
+
+def _thousands(k: int | None) -> str:
+    return "--" if k is None else f"{k:,}".replace(",", "\\,")
+
+
+def _torch_parameter_count(name: str, n: int, m: int) -> int | None:
+    """Parameters of the real torch.nn module (None when PyTorch has no such cell or is absent)."""
+    if name not in TORCH_NN:
+        return None
+    try:
+        from numeric.convert import to_torch
+    except ImportError:
+        return None
+    module = to_torch(name, init(name, hidden=n, inputs=m, seed=0))
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def section_gru(ctx: Context) -> tuple[dict, dict]:
+    lecture, torch_form = derive.cell("gru"), derive.cell("gru-torch")
+    blocks: list[dict] = [
+        {"kind": "text", "text": (
+            "Two conventions are in use. The lecture's (CS224n) applies the reset gate before the matrix "
+            "product and updates with $u$:"
+        )},
+        _align_definitions(lecture),
+        {"kind": "text", "text": (
+            "PyTorch's \\texttt{nn.GRU} (and cuDNN) applies it after the product, to $W_n h^{(t-1)} + b_{hn}$, "
+            "and keeps the state with $z$:"
+        )},
+        _align_definitions(torch_form),
+        {"kind": "text", "text": (
+            r"So $z$ plays the role of $1 - u$ (Cho et al. 2014 also write $z = 1 - u$), the gates are stacked "
+            r"in the order $(r, z, n)$ in \texttt{weight\_ih\_l0} and \texttt{weight\_hh\_l0}, and because $r$ "
+            r"multiplies $b_{hn}$, PyTorch's two candidate biases are not redundant. The two forms are "
+            r"different functions unless $r = 1$. Their step Jacobians, derived:"
+        )},
+    ]  # fmt: skip
+    for c in (lecture, torch_form):
+        d = derive.step_jacobian(c)
+        blocks.append({"kind": "align", "lines": split_equation(d.lhs, d.result)})
+    thm_l, thm_t = derive.pascanu_bound(lecture), derive.pascanu_bound(torch_form)
+    for st in thm_l.direct[:1] + thm_t.direct[:1]:
+        blocks += _eq_block(st)
+    n, m = 128, 64
+    counts = {}
+    for name in ("rnn-tanh", "lstm", "gru", "gru-torch"):
+        c = derive.cell(name)
+        counts[name] = {"gradproof": c.parameter_count(n, m), "torch": _torch_parameter_count(name, n, m)}
+    blocks.append({
+        "kind": "table",
+        "caption": r"Parameters per layer at hidden size $n = 128$ and input size $m = 64$: one bias per gate as "
+                   r"derived, and PyTorch's count, which stores two bias vectors per gate. The LSTM has "
+                   r"$4(n^2 + nm + n)$, the lecture's GRU $3(n^2 + nm + n)$.",
+        "columns": ["cell", "derived", "PyTorch"],
+        "rows": [[escape_tex(k), _thousands(v["gradproof"]), _thousands(v["torch"])] for k, v in counts.items()],
+        "align": "lrr",
+    })  # fmt: skip
+    timing = {
+        name: _median_step_time(name, hidden=128, inputs=64, steps=50, batch=16, repeats=7)
+        for name in ("lstm", "gru-torch")
+    }
+    ratio = timing["lstm"]["median_us"] / timing["gru-torch"]["median_us"]
+    blocks.append({"kind": "text", "text": (
+        "``GRUs are faster'': measured here, median of 7 runs of a 50-step sequence, hidden 128, "
+        "input 64, on this machine's CPU (\\texttt{" + escape_tex(timing["lstm"]["engine"]) + "}): "
+        r"\input{timings.tex}"
+    )})  # fmt: skip
+    blocks.append(_fig(ctx, plots.step_times(
+        ["LSTM", "GRU"], [timing["lstm"]["median_us"], timing["gru-torch"]["median_us"]],
+        [(timing[k]["min_us"], timing[k]["max_us"]) for k in ("lstm", "gru-torch")],
+    ), "step_times", "Median time per step (bars) with the fastest and slowest of 7 runs (whiskers)."))
+    results = {"parameter_counts": counts, "step_time": timing, "lstm_over_gru": ratio}
+    return {"title": "GRU: two conventions", "label": "sec:gru", "blocks": blocks}, results
+
+
+def timings_tex(results: dict) -> str:
+    """The one paragraph of measured (not derived, not seeded) numbers, kept out of report.tex."""
+    t = results["step_time"]
+    return (
+        f"an LSTM step takes {t['lstm']['median_us']:.1f}\\,$\\mu$s and a GRU step "
+        f"{t['gru-torch']['median_us']:.1f}\\,$\\mu$s, so the LSTM is {results['lstm_over_gru']:.2f} times slower "
+        "(3 gate blocks instead of 4).\n"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 6: verification appendix
+# ----------------------------------------------------------------------------------------------
+
+TORCH_NN = ("rnn-tanh", "rnn-relu", "lstm", "gru-torch")
+
+
+def section_verification(ctx: Context) -> tuple[dict, dict]:
+    rows, results = [], {"checks": []}
+    hidden, inputs, steps = 8, 4, 20
+    for name in ctx.cells:
+        refs = ["torch", "complex-step"] + (["torch.nn"] if name in TORCH_NN else [])
+        p = init(name, hidden=hidden, inputs=inputs, seed=ctx.seed)
+        xs = random_sequence(steps, inputs, seed=ctx.seed + 3)
+        s0 = np.random.default_rng(ctx.seed).normal(scale=0.5, size=derive.cell(name).state_size(hidden))
+        for ref in refs:
+            rep = verify(name, p, xs, s0, reference=ref)
+            by = {}
+            for c in rep.checks:
+                key = "params" if c.quantity.startswith("dJ/") else c.quantity
+                by[key] = max(by.get(key, 0.0), c.max_rel)
+            rows.append([escape_tex(name), escape_tex(ref)] + [f"${_num(by[k], 2)}$" for k in
+                        ("step Jacobian", "input Jacobian", "params")] + ["yes" if rep.ok else r"\textbf{NO}"])
+            results["checks"].append(rep.to_json())
+    blocks = [
+        {"kind": "text", "text": (
+            f"Every derived quantity of every cell, evaluated on random weights (hidden {hidden}, input {inputs}, "
+            f"$T = {steps}$, a random nonzero initial state, seed {ctx.seed}) and compared at every step with "
+            "autodiff of torch code written independently of the symbolic layer (\\texttt{torch}), with the "
+            "real \\texttt{torch.nn} modules' own backward where PyTorch has the cell, and with complex-step "
+            "differentiation of the forward pass. The table gives the largest error relative to the largest "
+            "entry of the reference at that step; the tolerance is $10^{-10}$. Separately, the test suite "
+            "proves every structured Jacobian equal to SymPy's brute-force \\texttt{Matrix.jacobian} of the "
+            "explicit cell for hidden sizes 1, 2 and 3."
+        )},
+        {"kind": "table", "columns": ["cell", "reference", "step Jacobian", "input Jacobian",
+                                      r"$\partial J/\partial\theta$", "ok"],
+         "rows": rows, "align": "llrrrc", "long": True,
+         "caption": "Largest relative error of each derived quantity against each reference."},
+        {"kind": "text", "text": "Versions: " + escape_tex(_versions()) + "."},
+    ]  # fmt: skip
+    results["all_ok"] = all(r["ok"] for r in results["checks"])
+    return {"title": "Verification", "label": "sec:verification", "blocks": blocks}, results
+
+
+def _versions() -> str:
+    import matplotlib
+
+    parts = [f"Python {platform.python_version()}", f"SymPy {sp.__version__}", f"NumPy {np.__version__}",
+             f"Matplotlib {matplotlib.__version__}"]  # fmt: skip
+    try:
+        import torch
+
+        parts.append(f"PyTorch {torch.__version__}")
+    except ImportError:
+        parts.append("PyTorch not installed")
+    return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# A user's model
+# ----------------------------------------------------------------------------------------------
+
+
+def section_model(ctx: Context) -> tuple[dict, dict]:
+    from numeric.convert import from_torch, load_torch_model
+    from numeric.regime import model_regime
+
+    assert ctx.torch_model is not None
+    module = load_torch_model(ctx.torch_model)
+    c, p = from_torch(module)
+    n = p[c.parameter_names[0]].shape[0]
+    m = p[next(k for k in c.parameter_names if k.startswith("U_") or k == "W_x")].shape[1]
+    mr = model_regime(c, p)
+    names = list(mr.blocks)
+    xs = random_sequence(100, m, seed=ctx.seed + 4)
+    prof = gradient_profile(c, p, xs)
+    rep = verify(c, p, xs[:20], reference="torch.nn")
+    blocks: list[dict] = [
+        {"kind": "text", "text": (
+            "The model \\texttt{" + escape_tex(ctx.torch_model.name) + "} is a \\texttt{" + escape_tex(c.name)
+            + f"}} with hidden size {n} and input size {m}. " + escape_tex(mr.note)
+        )},
+        {"kind": "table", "columns": ["block", r"$\gamma$", r"$\sigma_{\max}$", r"$\rho$", r"$\eta$", "verdict"],
+         "rows": [[escape_tex(k), f"${r.gamma_exact}$", f"${_num(r.sigma_max)}$", f"${_num(r.spectral_radius)}$",
+                   f"${_num(r.eta)}$", escape_tex(r.verdict)] for k, r in mr.blocks.items()],
+         "align": "lrrrrl", "caption": "The theorem's verdict for each recurrent block of the model."},
+        _fig(ctx, plots.gate_regimes(names, [mr.blocks[k].sigma_max for k in names],
+                                     [1 / mr.blocks[k].gamma for k in names]), "model_gates",
+             r"$\sigma_{\max}$ of each recurrent block of the model against its threshold $1/\gamma$."),
+        _fig(ctx, plots.decay_comparison({c.name: prof.log_spectral},
+                                         ylabel=r"$\log_{10}\|\partial s_T/\partial s_t\|_2$"), "model_profile",
+             r"The model's $\|\partial s^{(T)}/\partial s^{(t)}\|_2$ on a random input sequence ($T = 100$)."),
+        {"kind": "text", "text": (
+            "Verified against the model's own autograd (\\texttt{torch.nn}, 20 steps): "
+            + ("every quantity within $10^{-10}$" if rep.ok else "FAILED: " + escape_tex(rep.worst.describe()))
+            + f", largest relative error ${_num(rep.worst.max_rel, 2)}$."
+        )},
+    ]  # fmt: skip
+    results = {"model": mr.to_json(), "log_spectral": prof.log_spectral, "verification": rep.to_json()}
+    return {"title": "Your model", "label": "sec:model", "blocks": blocks}, results
+
+
+SECTIONS: tuple[tuple[str, Callable[[Context], tuple[dict, dict]]], ...] = (
+    ("rnn", section_rnn),
+    ("clipping", section_clipping),
+    ("lstm", section_lstm),
+    ("gru", section_gru),
+)
+
+del Sequence

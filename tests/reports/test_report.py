@@ -1,0 +1,143 @@
+"""The report: built for real (LaTeX and all), then read back as a reader would (pdftotext)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import derive
+from reports import sections
+from reports.figures import is_valid_image
+from reports.report import ReportOptions, build_report
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("r") / "report"
+    result = build_report(ReportOptions(out=out, cells=("rnn-tanh", "lstm", "gru", "gru-torch"), seed=0))
+    assert result.pdf == out / "report.pdf"
+    return out
+
+
+@pytest.fixture(scope="module")
+def text(report) -> str:
+    assert shutil.which("pdftotext"), "pdftotext is needed (poppler-utils; scripts/install-latex.sh)"
+    return subprocess.run(["pdftotext", "-layout", str(report / "report.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_the_pdf_compiles_with_every_section(report, text):
+    assert (report / "report.pdf").stat().st_size > 50_000
+    for title in ("The vanilla RNN", "Exploding gradients and clipping", "LSTM", "GRU", "Verification",
+                  "Where the lecture is imprecise", "Conventions"):
+        assert title in text
+
+
+def test_the_pdf_shows_derived_gammas_and_thresholds(text):
+    # MATH.md §1: γ = 1/4 for the sigmoid (threshold 4), 1/6 for hardsigmoid, 3 for tanh(3x).
+    names = ("sigmoid", "tanh", "relu", "hard_sigmoid", "identity", "tanh(3*x)")
+    rows = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] in names:
+            rows[words[0]] = words[1:]
+    assert rows["sigmoid"][:2] == ["1/4", "4"]
+    assert rows["hard_sigmoid"][:2] == ["1/6", "6"]
+    assert rows["tanh(3*x)"][:2] == ["3", "1/3"]
+    assert rows["tanh"][:2] == ["1", "1"] and rows["relu"][:2] == ["1", "1"]
+    assert "threshold for the sigmoid is 4" in text
+
+
+def test_the_pdf_shows_the_verification_errors(report, text):
+    results = json.loads((report / "results.json").read_text())
+    checks = results["verification"]["checks"]
+    assert results["verification"]["all_ok"] is True
+    assert {c["reference"] for c in checks} == {"torch", "torch.nn", "complex-step"}
+    assert {c["cell"] for c in checks} == {"rnn-tanh", "lstm", "gru", "gru-torch"}
+    # every printed row says yes, and the errors are at rounding level
+    rows = [line for line in text.splitlines()
+            if line.split()[:1] and line.split()[0] in ("rnn-tanh", "lstm", "gru", "gru-torch")
+            and line.split()[1:2] and line.split()[1] in ("torch", "torch.nn", "complex-step")]
+    assert len(rows) >= 10 and all(line.rstrip().endswith("yes") for line in rows)
+    assert max(c["max_rel"] for r in checks for c in r["checks"]) < 1e-10
+    assert "× 10−1" in text  # errors printed as a × 10^-1x
+
+
+def test_every_figure_is_a_valid_image(report):
+    figures = sorted((report / "figures").iterdir())
+    stems = {p.stem for p in figures}
+    assert {"bound_profiles", "spectrum", "transient_growth", "cliff", "decay_comparison",
+            "clipping_directions", "step_times"} <= stems
+    for p in figures:
+        assert is_valid_image(p), p
+    tex = (report / "report.tex").read_text()
+    for stem in stems:
+        assert f"figures/{stem}.pdf" in tex
+
+
+def test_every_equation_comes_from_the_derivation_objects(report):
+    tex = (report / "report.tex").read_text()
+    assert derive.latex(derive.step_jacobian("rnn-tanh").equation) in tex
+    d = derive.step_jacobian("lstm")
+    for expr in d.blocks.values():
+        first = sections.split_equation(sp_symbol(), expr)[0].split("&=", 1)[1].strip()
+        assert first in tex
+    assert derive.pascanu_bound("rnn-tanh").statements[-1].latex() in tex
+
+
+def sp_symbol():
+    import sympy as sp
+
+    return sp.Symbol("x")
+
+
+def test_results_json_holds_the_numbers(report):
+    results = json.loads((report / "results.json").read_text())
+    assert results["rnn"]["gamma"]["sigmoid"] == "1/4"
+    assert results["rnn"]["regimes"]["vanishing"]["regime"] == "vanishing guaranteed"
+    assert results["rnn"]["regimes"]["vanishing"]["bound_holds"] is True
+    tg = results["rnn"]["counterexamples"]["transient_growth"]
+    assert tg["norms"][0] == pytest.approx(5.157, rel=1e-3)
+    assert results["gru"]["lstm_over_gru"] > 0
+
+
+def test_no_overfull_boxes_that_hide_content(report):
+    from reports.latex import overfull_boxes
+
+    assert overfull_boxes(report / "report.log", min_pt=10.0) == []
+
+
+def test_same_seed_same_tex(tmp_path):
+    opts = dict(cells=("rnn-tanh",), seed=3, pdf=False)
+    a = build_report(ReportOptions(out=tmp_path / "a", **opts))
+    b = build_report(ReportOptions(out=tmp_path / "b", **opts))
+    assert a.tex.read_bytes() == b.tex.read_bytes()
+    assert a.pdf is None and (tmp_path / "a" / "results.json").exists()
+
+
+def test_a_failed_run_leaves_the_previous_report_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    build_report(ReportOptions(out=out, cells=("rnn-tanh",), pdf=False))
+    before = (out / "report.tex").read_bytes()
+
+    def broken(ctx):
+        raise RuntimeError("boom in the middle of a section")
+
+    monkeypatch.setattr(sections, "SECTIONS", sections.SECTIONS[:1] + (("broken", broken),))
+    with pytest.raises(RuntimeError, match="boom"):
+        build_report(ReportOptions(out=out, cells=("rnn-tanh",), pdf=False))
+    assert (out / "report.tex").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temporary folder left
+
+
+def test_user_title_is_escaped(tmp_path):
+    title = r"50% of A&B_{x} \foo ~ #1 $"
+    r = build_report(ReportOptions(out=tmp_path / "t", cells=("rnn-tanh",), title=title, pdf=True))
+    out = subprocess.run(["pdftotext", str(r.pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert title in out
