@@ -100,18 +100,18 @@ class Derivation:
 # ----------------------------------------------------------------------------------------------
 
 
-def _rule(rhs: sp.Expr) -> str:
+def _rule(rhs: sp.Expr, gate_form: bool) -> str:
     """Which chain rule the top of a definition needs, in words."""
     if isinstance(rhs, Act):
         act = rhs.activation
         how = (
             f" (written through the gate's own value: ${act.latex_name}' = "
             f"{sp.latex(act.output_derivative(sp.Symbol(act.latex_name)))}$)"
-            if act.output_derivative is not None
+            if act.output_derivative is not None and gate_form
             else ""
         )
         return (
-            "elementwise activation: the chain rule gives $\\operatorname{diag}$ of its derivative "
+            "elementwise activation: the chain rule gives the diagonal matrix of its derivative "
             f"times the derivative of its argument{how}"
         )
     if isinstance(rhs, sp.MatAdd) and any(isinstance(a, sp.HadamardProduct) for a in rhs.args):
@@ -143,7 +143,7 @@ def _derive(c: Cell, variables: tuple[sp.MatrixSymbol, ...], title: str, lhs: sp
             if not terms:
                 continue
             expr = terms_to_expr(terms, name.shape[0], v.shape[0])
-            steps.append(Step(_rule(rhs), sp.Eq(JacobianSymbol(name, v), expr, evaluate=False)))
+            steps.append(Step(_rule(rhs, c.gate_form), sp.Eq(JacobianSymbol(name, v), expr, evaluate=False)))
             if name in outputs:
                 blocks[(name, v)] = expr
     for (out, v), expr in blocks.items():
