@@ -32,6 +32,7 @@ __all__ = [
     "parameter_gradients",
     "gradient_profile",
     "adjoints",
+    "bptt_contributions",
 ]
 
 #: Steps evaluated together when streaming (bounds memory at CHUNK · S² floats).
@@ -97,6 +98,23 @@ def adjoints(jacobians: np.ndarray, weights: np.ndarray, hidden: int) -> np.ndar
     return lam
 
 
+def _per_step_terms(traj: Trajectory, w: np.ndarray):
+    """For every parameter: (u_t = G_tᵀ λ_t (T, k), v_t (T, j) or None) of its BPTT sum."""
+    compiled = compile_cell(traj.cell)
+    env = traj.environment()
+    lam = adjoints(compiled.step_jacobian(dict(env)), w, traj.hidden)
+    for name, (g, site, local) in compiled.parameter_locals.items():
+        e = dict(env)
+        e[site_symbol(g)] = site(e)
+        G = local(e)  # (T, S, k)
+        u = np.einsum("tsk,ts->tk", np.broadcast_to(G, (traj.T, *G.shape[-2:])), lam)
+        v = None
+        if g.right is not None:
+            v = compile_expression(g.right)(e)
+            v = np.broadcast_to(v, (traj.T, v.shape[-1]))
+        yield name, u, v
+
+
 def parameter_gradients(
     cell: Cell | str,
     params: Mapping[str, np.ndarray],
@@ -121,22 +139,33 @@ def parameter_gradients(
     """
     traj = unroll(cell, params, xs, s0)
     w = _loss_weights(loss_weights, traj.T, traj.hidden)
-    compiled = compile_cell(traj.cell)
-    env = traj.environment()
-    lam = adjoints(compiled.step_jacobian(dict(env)), w, traj.hidden)
-    out: dict[str, np.ndarray] = {}
-    for name, (g, site, local) in compiled.parameter_locals.items():
-        e = dict(env)
-        e[site_symbol(g)] = site(e)
-        G = local(e)  # (T, S, k)
-        u = np.einsum("tsk,ts->tk", np.broadcast_to(G, (traj.T, *G.shape[-2:])), lam)
-        if g.right is None:
-            out[name] = u.sum(axis=0)
-        else:
-            v = compile_expression(g.right)(e)
-            v = np.broadcast_to(v, (traj.T, v.shape[-1]))
-            out[name] = u.T @ v
-    return out
+    return {name: (u.sum(axis=0) if v is None else u.T @ v) for name, u, v in _per_step_terms(traj, w)}
+
+
+def bptt_contributions(
+    cell: Cell | str,
+    params: Mapping[str, np.ndarray],
+    xs: object,
+    s0: object | None = None,
+    *,
+    parameter: str,
+    loss_weights: object,
+) -> np.ndarray:
+    r"""The norm of each step's term in the BPTT sum of ``parameter``, shape (T,).
+
+    Entry t-1 is :math:`\lVert G^{(t)\top}\lambda_t\,v_t^\top\rVert_F =
+    \lVert G^{(t)\top}\lambda_t\rVert_2\,\lVert v_t\rVert_2` (an outer product), the contribution
+    of step t that truncated BPTT with a window τ drops when t < T - τ (MATH.md §7).
+    """
+    traj = unroll(cell, params, xs, s0)
+    w = _loss_weights(loss_weights, traj.T, traj.hidden)
+    for name, u, v in _per_step_terms(traj, w):
+        if name == parameter:
+            norms = np.linalg.norm(u, axis=1)
+            return norms if v is None else norms * np.linalg.norm(v, axis=1)
+    raise GradproofError(
+        f"{traj.cell.name} has no parameter {parameter!r}; choose one of: {', '.join(traj.cell.parameter_names)}"
+    )
 
 
 def _diag_times_parameter(result: sp.Expr) -> tuple[sp.Expr, str] | None:
@@ -171,9 +200,10 @@ def gradient_profile(
     if form is not None:
         vector, pname = form
         f = compile_expression(vector)
-        d = np.concatenate(
-            [f(traj.environment(a, min(a + CHUNK, traj.T))) for a in range(0, traj.T, CHUNK)]
-        )
+        d = np.empty((traj.T, traj.hidden))
+        for a in range(0, traj.T, CHUNK):
+            b = min(a + CHUNK, traj.T)
+            d[a:b] = f(traj.environment(a, b))
         return log_norm_profile_rnn(d, traj.params[pname])
     compiled = compile_cell(traj.cell)
     S = traj.states.shape[1]

@@ -315,8 +315,16 @@ def test_long_horizon_contracting_rnn_is_finite_and_decreasing() -> None:
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     import numpy as np
+
+    def hwm_kib():
+        # VmHWM: this process's own peak RSS. (ru_maxrss is inherited across fork/exec on Linux,
+        # so a child of a large pytest process would report the parent's peak.)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+    from numeric import gradient_profile, init, random_sequence
     from numeric.profile import log_norm_profile_rnn
 
     T, S = 100_000, 64
@@ -324,13 +332,21 @@ MEMORY_SCRIPT = textwrap.dedent("""
     a = rng.standard_normal((S, S))
     W = a / np.linalg.norm(a, 2)
     d = rng.uniform(0.2, 1.0, size=(T, S))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = hwm_kib()
     start = time.perf_counter()
     with np.errstate(all="raise"):
         p = log_norm_profile_rnn(d, W)
     elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = hwm_kib()
+    # the public API end to end: forward pass, derived diagonals, streamed profile
+    params = init("rnn-tanh", hidden=S, inputs=4, seed=0, spectral_norm=0.9)
+    xs = random_sequence(T, 4, seed=1)
+    start = time.perf_counter()
+    q = gradient_profile("rnn-tanh", params, xs)
+    api_seconds = time.perf_counter() - start
     json.dump({"before_kib": before, "peak_kib": after, "seconds": elapsed,
+               "api_peak_kib": hwm_kib(), "api_seconds": api_seconds,
+               "api_finite": bool(np.isfinite(q.log_spectral).all()),
                "finite": bool(np.isfinite(p.log_spectral).all()),
                "first": float(p.log_spectral[0])}, sys.stdout)
     """)
@@ -354,6 +370,9 @@ def test_memory_is_O_S2_for_a_long_rnn_profile() -> None:
     assert out["peak_kib"] < 300 * 1024, f"peak RSS {out['peak_kib'] / 1024:.0f} MiB"
     assert out["peak_kib"] - out["before_kib"] < 20 * 1024  # the call: O(S²) + two (T,) arrays
     assert out["seconds"] < 60, f"T = 1e5 at S = 64 took {out['seconds']:.1f} s"
+    # numeric.gradient_profile end to end (issue: T = 100000 at hidden 64 under 300 MB peak RSS)
+    assert out["api_finite"]
+    assert out["api_peak_kib"] < 300 * 1024, f"gradient_profile peak RSS {out['api_peak_kib'] / 1024:.0f} MiB"
 
 
 # --------------------------------------------------------------------------------------------

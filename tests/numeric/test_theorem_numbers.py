@@ -83,3 +83,24 @@ def test_bound_is_not_vacuous_for_a_normal_matrix_near_zero(s):
     short = spans <= 5
     assert np.all(measured <= bound + 1e-12)
     assert np.all(bound[short] - measured[short] <= np.log(2.0))
+
+
+@pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru-torch"])
+def test_bptt_contributions_are_the_norms_of_the_terms_that_sum_to_the_gradient(name):
+    # MATH.md §7: truncated BPTT drops the terms of the sum ∂J/∂W = Σ_t G_tᵀ λ_t v_tᵀ with t < T - τ.
+    from numeric.gradients import bptt_contributions, parameter_gradients
+
+    p = init(name, hidden=3, inputs=2, seed=5)
+    xs = random_sequence(12, 2, seed=6)
+    s0 = np.linspace(-0.5, 0.5, derive.cell(name).state_size(3))
+    w = np.random.default_rng(1).normal(size=(12, 3))
+    param = derive.cell(name).parameter_names[0]
+    c = bptt_contributions(name, p, xs, s0, parameter=param, loss_weights=w)
+    full = parameter_gradients(name, p, xs, s0, loss_weights=w)[param]
+    # the triangle inequality over the terms; and the last term (λ_T = w_T: no future) is exactly the
+    # gradient of a one-step run from s_{T-1}, whose Frobenius norm is the product of the norms
+    assert np.linalg.norm(full) <= c.sum() * (1 + 1e-12)
+    last = parameter_gradients(name, p, xs[-1:], unroll(name, p, xs).states[-2], loss_weights=w[-1:])[param]
+    assert np.linalg.norm(last) == pytest.approx(c[-1], rel=1e-12)
+    with pytest.raises(derive.GradproofError, match="no parameter"):
+        bptt_contributions(name, p, xs, parameter="W_nope", loss_weights=w)
