@@ -100,7 +100,7 @@ def test_bptt_contributions_are_the_norms_of_the_terms_that_sum_to_the_gradient(
     # the triangle inequality over the terms; and the last term (λ_T = w_T: no future) is exactly the
     # gradient of a one-step run from s_{T-1}, whose Frobenius norm is the product of the norms
     assert np.linalg.norm(full) <= c.sum() * (1 + 1e-12)
-    last = parameter_gradients(name, p, xs[-1:], unroll(name, p, xs).states[-2], loss_weights=w[-1:])[param]
+    last = parameter_gradients(name, p, xs[-1:], unroll(name, p, xs, s0).states[-2], loss_weights=w[-1:])[param]
     assert np.linalg.norm(last) == pytest.approx(c[-1], rel=1e-12)
     with pytest.raises(derive.GradproofError, match="no parameter"):
         bptt_contributions(name, p, xs, parameter="W_nope", loss_weights=w)
