@@ -216,8 +216,8 @@ class RNN(Cell):
 
     @property
     def name(self) -> str:
-        act = self.activation.name  # type: ignore[union-attr]
-        return f"rnn-{act}" if act in ("tanh", "sigmoid", "relu") else f"rnn[{act}]"
+        act = self.activation  # type: ignore[union-attr]
+        return f"rnn-{act.name}" if act.builtin else f"rnn[{act.name}]"
 
     @property
     def pre_activation(self) -> sp.MatrixSymbol:
@@ -360,5 +360,8 @@ def cell(name: str | Cell) -> Cell:
         try:
             return RNN(activation=spec)
         except GradproofError as exc:
-            raise GradproofError(f"unknown cell {name!r}: {exc}") from None
+            raise GradproofError(
+                f"unknown cell {name!r}: {exc} (cells: {', '.join(CELL_NAMES)}; an RNN takes any "
+                "activation: rnn-<name> for a built-in, rnn[<formula in x>] for your own)"
+            ) from None
     raise GradproofError(f"unknown cell {name!r}; choose one of: {', '.join(CELL_NAMES)}")
