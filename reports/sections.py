@@ -248,13 +248,14 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     tau = 20
     with np.errstate(divide="ignore"):
         log_c = np.log(contrib)
-    kept = float(np.sum(contrib[: tau + 1]) / np.sum(contrib))
-    results["truncation"] = {"window": tau, "log_contribution": log_c, "share_kept_by_window": kept}
+    dropped = float(np.sum(contrib[tau + 1 :]) / np.sum(contrib))
+    results["truncation"] = {"window": tau, "log_contribution": log_c, "share_dropped_by_window": dropped}
     blocks.append(_fig(ctx, plots.truncation(np.arange(T), log_c, tau), "truncation", (
         r"Truncated BPTT (d2l; Tallec and Ollivier 2017 for the randomised variant): the norm of the term of step "
         r"$T - k$ in the BPTT sum for $\partial J^{(T)}/\partial W_h$ of the vanishing RNN above, against $k$. A "
-        r"window of $\tau = " + str(tau) + r"$ steps keeps " + f"{100 * kept:.4g}" + r"\,\% of the total "
-        r"magnitude here; the dropped terms are the long-range ones."
+        r"window of $\tau = " + str(tau) + r"$ steps drops terms that add up to a fraction $" + _num(dropped)
+        + r"$ of the total magnitude here: exactly the long-range ones, which the vanishing gradient had "
+        r"already made negligible."
     ), width=0.75))  # fmt: skip
     sig = init("rnn-sigmoid", hidden=16, inputs=4, seed=ctx.seed, spectral_norm=5.0)
     W = sig["W_h"]
