@@ -141,3 +141,25 @@ def test_user_title_is_escaped(tmp_path):
     r = build_report(ReportOptions(out=tmp_path / "t", cells=("rnn-tanh",), title=title, pdf=True))
     out = subprocess.run(["pdftotext", str(r.pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert title in out
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_users_torch_model_gets_its_own_section(tmp_path, kind):
+    import torch
+
+    torch.manual_seed(0)
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](3, 5)
+    path = tmp_path / f"{kind}.pt"
+    torch.save(module.state_dict(), path)
+    r = build_report(ReportOptions(out=tmp_path / "rep", cells=("rnn-tanh",), torch_model=path))
+    text = subprocess.run(["pdftotext", str(r.pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Your model" in text and f"{kind}.pt" in text
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    section = results["model"]
+    assert section["model"]["model"] == ("lstm" if kind == "lstm" else "gru-torch")
+    assert section["verification"]["ok"] is True
+    # every gate's recurrent block is analysed (σ for the gates, tanh for the candidate)
+    blocks = section["model"]["blocks"]
+    assert set(blocks) == ({"W_f", "W_i", "W_o", "W_c"} if kind == "lstm" else {"W_r", "W_z", "W_n"})
+    assert all(b["regime"] in ("vanishing guaranteed", "exploding possible") for b in blocks.values())
+    assert len(section["log_spectral"]) == 100
