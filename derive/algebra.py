@@ -57,6 +57,7 @@ __all__ = [
     "GradproofLatexPrinter",
     "GradproofTextPrinter",
     "hadamard",
+    "signed_terms",
 ]
 
 #: The hidden size, symbolic.
@@ -84,8 +85,8 @@ class _Elementwise(MatrixExpr):
         return self.vector.shape
 
 
-class Act(_Elementwise):
-    """σ(a): an activation applied elementwise; ``Act(Str(spec), a)``."""
+class _Activated(_Elementwise):
+    """A node ``Node(Str(activation name), a)`` applying something of an activation elementwise."""
 
     def __new__(cls, spec: str | Str | Activation, arg: sp.Expr):
         act = activation(str(spec) if isinstance(spec, Str) else spec)
@@ -94,21 +95,17 @@ class Act(_Elementwise):
     @property
     def activation(self) -> Activation:
         return activation(str(self.args[0]))
+
+
+class Act(_Activated):
+    """σ(a): an activation applied elementwise; ``Act(name, a)``."""
 
     def _latex(self, printer: LatexPrinter) -> str:
         return self.activation.latex_of(printer._print(self.vector))
 
 
-class ActPrime(_Elementwise):
+class ActPrime(_Activated):
     """σ'(a): the activation's derivative applied elementwise."""
-
-    def __new__(cls, spec: str | Str | Activation, arg: sp.Expr):
-        act = activation(str(spec) if isinstance(spec, Str) else spec)
-        return super().__new__(cls, Str(act.name), arg)
-
-    @property
-    def activation(self) -> Activation:
-        return activation(str(self.args[0]))
 
     def _latex(self, printer: LatexPrinter) -> str:
         return self.activation.latex_prime_of(printer._print(self.vector))
@@ -190,44 +187,33 @@ class JacobianSymbol(MatrixExpr):
         )
 
 
-class BPTTSum(MatrixExpr):
-    """Σ_{t=1}^{T} term(t): a sum over time steps (only printed and evaluated by callers)."""
+class _Indexed(MatrixExpr):
+    """A sum or product of ``body(index)`` for ``lower … upper`` (printed, not evaluated)."""
 
     is_commutative = False
 
-    def __new__(cls, term: sp.Expr, index: sp.Symbol, lower: sp.Expr, upper: sp.Expr):
-        return super().__new__(cls, term, index, sp.sympify(lower), sp.sympify(upper))
+    def __new__(cls, body: sp.Expr, index: sp.Symbol, lower: sp.Expr, upper: sp.Expr):
+        return super().__new__(cls, body, index, sp.sympify(lower), sp.sympify(upper))
 
     @property
     def shape(self):  # type: ignore[override]
         return self.args[0].shape
 
+
+class BPTTSum(_Indexed):
+    """Σ_{t=1}^{T} term(t): a sum over time steps."""
+
     def _latex(self, printer: LatexPrinter) -> str:
-        term, index, lower, upper = self.args
-        return (
-            rf"\sum_{{{printer._print(index)}={printer._print(lower)}}}^{{{printer._print(upper)}}}"
-            rf" {printer._print(term)}"
-        )
+        term, index, lower, upper = (printer._print(a) for a in self.args)
+        return rf"\sum_{{{index}={lower}}}^{{{upper}}} {term}"
 
 
-class OrderedProduct(MatrixExpr):
+class OrderedProduct(_Indexed):
     """∏_{lower < t ≤ upper} factor(t), ordered with t decreasing from left to right."""
 
-    is_commutative = False
-
-    def __new__(cls, factor: sp.Expr, index: sp.Symbol, lower: sp.Expr, upper: sp.Expr):
-        return super().__new__(cls, factor, index, sp.sympify(lower), sp.sympify(upper))
-
-    @property
-    def shape(self):  # type: ignore[override]
-        return self.args[0].shape
-
     def _latex(self, printer: LatexPrinter) -> str:
-        factor, index, lower, upper = self.args
-        return (
-            rf"\prod_{{{printer._print(lower)} < {printer._print(index)} \leq "
-            rf"{printer._print(upper)}}} {printer._print(factor)}"
-        )
+        factor, index, lower, upper = (printer._print(a) for a in self.args)
+        return rf"\prod_{{{lower} < {index} \leq {upper}}} {factor}"
 
 
 def hadamard(vectors: Sequence[sp.Expr]) -> sp.Expr:
@@ -537,6 +523,19 @@ def explicit(expr: sp.Expr, env: Mapping[sp.Expr, sp.Matrix]) -> sp.Matrix:
 # ----------------------------------------------------------------------------------------------
 
 
+def signed_terms(expr: sp.Expr) -> list[tuple[bool, sp.Expr]]:
+    """The terms of a sum as (negative?, term without its -1), in the stored order."""
+    args = expr.args if isinstance(expr, sp.MatAdd) else (expr,)
+    out = []
+    for term in args:
+        if isinstance(term, sp.MatMul) and term.args[0] == -1:
+            rest = term.args[1:]
+            out.append((True, rest[0] if len(rest) == 1 else sp.MatMul(*rest)))
+        else:
+            out.append((False, term))
+    return out
+
+
 class GradproofLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with the lecture's notation.
 
@@ -547,19 +546,7 @@ class GradproofLatexPrinter(LatexPrinter):
     printmethod = "_latex"
 
     def _print_MatAdd(self, expr: sp.MatAdd) -> str:
-        out = ""
-        for i, term in enumerate(expr.args):
-            negative = isinstance(term, sp.MatMul) and term.args[0] == -1
-            body = term
-            if negative:
-                rest = term.args[1:]
-                body = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
-            text = self._print(body)
-            if i == 0:
-                out = ("- " if negative else "") + text
-            else:
-                out += (" - " if negative else " + ") + text
-        return out
+        return _join_signed(self, expr, "- ")
 
     def _print_MatMul(self, expr: sp.MatMul) -> str:
         parts = []
@@ -601,6 +588,17 @@ class GradproofLatexPrinter(LatexPrinter):
         return rf"{inner}^{{\top}}"
 
 
+def _join_signed(printer: LatexPrinter | StrPrinter, expr: sp.MatAdd, leading_minus: str) -> str:
+    out = ""
+    for i, (negative, term) in enumerate(signed_terms(expr)):
+        text = printer._print(term)
+        if i == 0:
+            out = (leading_minus if negative else "") + text
+        else:
+            out += (" - " if negative else " + ") + text
+    return out
+
+
 def latex(expr: object, **settings: object) -> str:
     """LaTeX in the lecture's notation (diag, ⊙, W_h, h^{(t)})."""
     return GradproofLatexPrinter(settings).doprint(expr)
@@ -632,16 +630,7 @@ class GradproofTextPrinter(StrPrinter):
         return _text_name(expr.name)
 
     def _print_MatAdd(self, expr: sp.MatAdd) -> str:
-        out = ""
-        for i, term in enumerate(expr.args):
-            negative = isinstance(term, sp.MatMul) and term.args[0] == -1
-            body = term
-            if negative:
-                rest = term.args[1:]
-                body = rest[0] if len(rest) == 1 else sp.MatMul(*rest)
-            text = self._print(body)
-            out = (("-" if negative else "") + text) if i == 0 else out + (" - " if negative else " + ") + text
-        return out
+        return _join_signed(self, expr, "-")
 
     def _print_MatMul(self, expr: sp.MatMul) -> str:
         args = list(expr.args)

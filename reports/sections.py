@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 import derive
-from derive.algebra import latex
+from derive.algebra import latex, signed_terms
 from derive.jacobians import Step
 from numeric import (
     bound_profile,
@@ -52,22 +52,9 @@ class Context:
 # ----------------------------------------------------------------------------------------------
 
 
-def _terms(expr: sp.Expr) -> list[tuple[str, sp.Expr]]:
-    if not isinstance(expr, sp.MatAdd):
-        return [("+", expr)]
-    out = []
-    for t in expr.args:
-        if isinstance(t, sp.MatMul) and t.args[0] == -1:
-            rest = t.args[1:]
-            out.append(("-", rest[0] if len(rest) == 1 else sp.MatMul(*rest)))
-        else:
-            out.append(("+", t))
-    return out
-
-
 def split_equation(lhs: sp.Basic, rhs: sp.Basic, *, per_line: int = 1) -> list[str]:
     """``lhs = rhs`` as ``align*`` lines, one term of a long sum per line."""
-    terms = _terms(rhs) if isinstance(rhs, sp.MatAdd) else [("+", rhs)]
+    terms = [("-" if negative else "+", t) for negative, t in signed_terms(rhs)]
     lines = []
     for k in range(0, len(terms), per_line):
         chunk = terms[k : k + per_line]
