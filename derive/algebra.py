@@ -193,7 +193,7 @@ class _Indexed(MatrixExpr):
     is_commutative = False
 
     def __new__(cls, body: sp.Expr, index: sp.Symbol, lower: sp.Expr, upper: sp.Expr):
-        return super().__new__(cls, body, index, sp.sympify(lower), sp.sympify(upper))
+        return super().__new__(cls, body, index, sp.sympify(lower), sp.sympify(upper))  # safe: ints
 
     @property
     def shape(self):  # type: ignore[override]
@@ -302,7 +302,7 @@ def _output_form(act: Activation, y: sp.Expr) -> sp.Expr | None:
     if act.output_derivative is None:
         return None
     ys = sp.Symbol("y")
-    scalar = sp.sympify(act.output_derivative(ys))
+    scalar = sp.sympify(act.output_derivative(ys))  # safe: a SymPy expression
     return _scalar_to_vector(scalar, ys, y)
 
 

@@ -27,7 +27,7 @@ __all__ = ["abstract_atoms", "difference_is_zero"]
 
 def abstract_atoms(exprs: Iterable[sp.Expr]) -> list[sp.Expr]:
     """Replace ``exp`` and ``tanh`` atoms by fresh symbols, consistently across ``exprs``."""
-    out = [sp.sympify(e) for e in exprs]
+    out = [sp.sympify(e) for e in exprs]  # safe: SymPy objects, never user text
     k = 0
     while True:
         atoms: set[sp.Expr] = set()

@@ -125,7 +125,7 @@ def check_square_matrix(W: Any, *, name: str = "W") -> np.ndarray:
 
 
 def _gamma_of(act: Activation) -> tuple[sympy.Expr, float]:
-    g = sympy.sympify(act.gamma)
+    g = sympy.sympify(act.gamma)  # safe: exact SymPy value
     if g.is_finite is False or g.has(sympy.nan, sympy.zoo, sympy.oo):
         raise GradproofError(
             f"the derivative of activation {act.name!r} is unbounded (gamma = {g}); "
@@ -140,7 +140,7 @@ def _gamma_of(act: Activation) -> tuple[sympy.Expr, float]:
 def _is_linear(act: Activation) -> bool:
     """True when σ' is a constant, i.e. the unit is affine (identity is the usual case)."""
     try:
-        deriv = sympy.sympify(act.derivative)
+        deriv = sympy.sympify(act.derivative)  # safe: SymPy expression
     except (AttributeError, sympy.SympifyError):
         return False
     return not deriv.free_symbols
