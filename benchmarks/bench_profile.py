@@ -322,8 +322,6 @@ def run_benchmark(
     run takes longer than this many seconds it is not repeated, and the table says so.
     Returns the JSON document as a dict.
     """
-    import torch
-
     if hidden < 1 or steps < 1 or repeats < 1:
         raise ValueError(f"hidden, steps and repeats must be ≥ 1; got {hidden}, {steps}, {repeats}")
     env = _environment()

@@ -93,7 +93,6 @@ def _bptt_product(c: Cell) -> BPTTProduct:
     s_prev, s = state_symbols(c)
     s_i = sp.MatrixSymbol(s.name.replace("(t)", "(i)"), s.shape[0], 1)
     s_j = sp.MatrixSymbol(s.name.replace("(t)", "(j)"), s.shape[0], 1)
-    J_i = sp.MatrixSymbol("J^{(i)}", 1, 1)
     dJ = sp.MatrixSymbol(r"\frac{\partial J^{(i)}}{\partial " + s_i.name + "}", 1, s.shape[0])
     lhs = sp.MatrixSymbol(r"\frac{\partial J^{(i)}}{\partial " + s_j.name + "}", 1, s.shape[0])
     result = sp.MatMul(dJ, OrderedProduct(JacobianSymbol(s, s_prev), T_INDEX, J_INDEX, I_INDEX))
@@ -108,7 +107,6 @@ def _bptt_product(c: Cell) -> BPTTProduct:
         Step("each factor is the step Jacobian", sp.Eq(JacobianSymbol(s, s_prev), factor, evaluate=False)),
         Step("substituted", sp.Eq(lhs, expanded, evaluate=False)),
     )
-    del J_i
     return BPTTProduct(c, lhs, result, expanded, steps)
 
 

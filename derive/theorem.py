@@ -28,7 +28,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from derive.activations import activation, gamma as _gamma
-from derive.algebra import ActPrime, Diag, JacobianSymbol, OrderedProduct, latex
+from derive.algebra import ActPrime, Diag, JacobianSymbol, OrderedProduct
 from derive.cells import Cell, cell as _cell
 from derive.jacobians import Step, state_symbols, step_jacobian
 
@@ -324,5 +324,3 @@ def pascanu_bound(cell: Cell | str) -> Theorem:
     """The theorem of Pascanu et al. (2013) for a cell (MATH.md §1; gated cells: §3, §4)."""
     return _pascanu_bound(_cell(cell))
 
-
-del latex

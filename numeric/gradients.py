@@ -18,13 +18,13 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import sympy as sp
 
-from derive.algebra import ActPrime, Diag
+from derive.algebra import Diag
 from derive.cells import Cell
 from derive.errors import GradproofError
 from derive.jacobians import Derivation
 from numeric.compiled import compile_cell, compile_expression, site_symbol
 from numeric.profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
-from numeric.trajectory import Trajectory, prepare, unroll
+from numeric.trajectory import Trajectory, unroll
 
 __all__ = [
     "step_jacobians",
@@ -216,5 +216,3 @@ def gradient_profile(
 
     return log_norm_profile(reversed_jacobians(), traj.T, size=S)
 
-
-del ActPrime, prepare

@@ -9,7 +9,6 @@ True
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -245,5 +244,3 @@ def verify(
         )  # fmt: skip
     return Verification(c.name, ref.name, n, m, T, tuple(checks))
 
-
-del json

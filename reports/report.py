@@ -8,7 +8,7 @@ when the run finishes, so an interrupted or failed run never leaves a report tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -114,5 +114,3 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
         raise latex_error
     return ReportResult(out=out, tex=out / "report.tex", pdf=pdf, messages=tuple(messages))
 
-
-del Sequence

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -654,5 +654,3 @@ SECTIONS: tuple[tuple[str, Callable[[Context], tuple[dict, dict]]], ...] = (
     ("lstm", section_lstm),
     ("gru", section_gru),
 )
-
-del Sequence
