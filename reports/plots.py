@@ -39,8 +39,8 @@ from reports.figures import style
 __all__ = [
     "WIDTH",
     "bound_profiles",
-    "clipping_directions",
     "cliff",
+    "clipping_directions",
     "decay_comparison",
     "gate_regimes",
     "spectrum",
@@ -138,8 +138,15 @@ def _new_figure(height: float) -> Figure:
 
 
 def _finish(fig: Figure) -> Figure:
-    """Lay out once inside the report style, so the ticks (created lazily) take its sizes too."""
+    """Lay out inside the report style, then freeze the layout.
+
+    Drawing here creates the lazily made ticks under the report style, so they take its sizes
+    whatever the caller's settings are when saving. Constrained layout with colour bars moves the
+    axes a little on every draw; freezing it after the first (which runs two passes of the
+    layout) makes every save of the figure give the same bytes.
+    """
     fig.draw_without_rendering()
+    fig.set_layout_engine("none")
     return fig
 
 
@@ -158,6 +165,19 @@ def _plain_numbers(ax: Axes, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
+_EDGE_LABELS = (r"exactly 0 ($\log = -\infty$), on the edge", r"$+\infty$ (overflow), on the edge")
+
+
+def _legend_entries(axes: Sequence[Axes]) -> tuple[list[Any], list[str]]:
+    """Handles and labels of ``axes``, each label once, the edge-mark entries last."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    labels = sorted(entries, key=lambda label: label in _EDGE_LABELS)  # stable
+    return [entries[label] for label in labels], labels
+
+
 class _EdgeMarks:
     """Marks -inf / +inf entries of log series as triangles on the bottom / top edge of an axes."""
 
@@ -173,11 +193,7 @@ class _EdgeMarks:
                 continue
             label = None
             if not self.labelled[sign]:
-                label = (
-                    r"exactly 0 ($\log = -\infty$), on the edge"
-                    if sign == "-"
-                    else r"$+\infty$ (overflow), on the edge"
-                )
+                label = _EDGE_LABELS[0] if sign == "-" else _EDGE_LABELS[1]
                 self.labelled[sign] = True
             ax.plot(
                 x[mask],
@@ -195,6 +211,20 @@ class _EdgeMarks:
 
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
+
+
+def _figure_legend(
+    fig: Figure, axes: Sequence[Axes], extra: Sequence[Any] = (), *, ncols: int | None = None
+) -> None:
+    """One legend below all panels, each label once (the panels share their series)."""
+    handles, labels = _legend_entries(axes)
+    for handle in extra:
+        if handle.get_label() not in labels:
+            handles.append(handle)
+            labels.append(handle.get_label())
+    if ncols is None:
+        ncols = len(handles) if len(handles) <= 3 else math.ceil(len(handles) / 2)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols)
 
 
 # --------------------------------------------------------------------------- 1. bound profiles
@@ -228,7 +258,9 @@ def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
     """
     where = "bound_profiles"
     if isinstance(panels, Mapping) or not isinstance(panels, Sequence):
-        raise _fail(where, f"'panels' must be a list of 1 or 2 mappings, got {type(panels).__name__}")
+        raise _fail(
+            where, f"'panels' must be a list of 1 or 2 mappings, got {type(panels).__name__}"
+        )
     if len(panels) not in (1, 2):
         raise _fail(where, f"'panels' must hold 1 or 2 panels, got {len(panels)}")
     keys = ("span", "log_measured", "log_eta_bound", "log_data_bound")
@@ -238,7 +270,9 @@ def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
             raise _fail(where, f"panel {p} must be a mapping, got {type(panel).__name__}")
         missing = [k for k in ("title", *keys) if k not in panel]
         if missing:
-            raise _fail(where, f"panel {p} lacks the keys {missing}; it needs title and {list(keys)}")
+            raise _fail(
+                where, f"panel {p} lacks the keys {missing}; it needs title and {list(keys)}"
+            )
         arrays = {k: _array(where, f"panel {p} {k}", panel[k]) for k in keys}
         if not np.all(np.isfinite(arrays["span"])):
             raise _fail(where, f"panel {p} 'span' must be finite step counts")
@@ -248,7 +282,7 @@ def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
     series = (
         ("log_measured", "measured", _BLUE, "-", 1.8),
         ("log_eta_bound", r"bound $\eta^{\,T-t}$", _VERMILLION, "--", 1.5),
-        ("log_data_bound", r"bound $\prod_s \|D_s\|_2\,\|W\|_2$", _GREEN, ":", 2.0),
+        ("log_data_bound", r"data-dependent bound $\prod\, \|D_s\|_2\,\|W\|_2$", _GREEN, ":", 2.0),
     )
     with style():
         fig = _new_figure(2.9)
@@ -257,14 +291,16 @@ def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
             x = arrays["span"]
             marks = _EdgeMarks()
             for key, label, color, ls, lw in series:
-                ax.plot(x, _log10(arrays[key]), color=color, linestyle=ls, linewidth=lw, label=label)
+                ax.plot(
+                    x, _log10(arrays[key]), color=color, linestyle=ls, linewidth=lw, label=label
+                )
                 marks.draw(ax, x, arrays[key], color)
-            ax.set_title(title)
+            ax.set_title(title, fontsize=9, loc="left")
             ax.set_xlabel(_STEPS_BACK)
             ax.set_ylabel(_LOG_GRAD)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             _plain_numbers(ax)
-            ax.legend(loc="best")
+        _figure_legend(fig, axes)
         return _finish(fig)
 
 
@@ -307,11 +343,9 @@ def spectrum(eigenvalues: np.ndarray, singular_values: np.ndarray, gamma: float)
     with style():
         fig = _new_figure(3.0)
         left, right = fig.subplots(1, 2, width_ratios=(1.0, 1.25))
-        left.add_patch(Circle((0, 0), 1.0, fill=False, color=_GREY, linestyle="-", label=unit_label))
+        left.add_patch(Circle((0, 0), 1.0, fill=False, color=_GREY, linestyle="-"))
         if not same:
-            left.add_patch(
-                Circle((0, 0), inv, fill=False, color=_VERMILLION, linestyle="--", label=inv_label)
-            )
+            left.add_patch(Circle((0, 0), inv, fill=False, color=_VERMILLION, linestyle="--"))
         left.scatter(
             lam.real, lam.imag, s=22, color=_BLUE, zorder=3, label=r"eigenvalues $\lambda_i(W)$"
         )
@@ -321,22 +355,33 @@ def spectrum(eigenvalues: np.ndarray, singular_values: np.ndarray, gamma: float)
         left.set_aspect("equal", adjustable="box")
         left.set_xlabel(r"Re $\lambda$")
         left.set_ylabel(r"Im $\lambda$")
-        left.legend(loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, handlelength=1.5)
 
         idx = np.arange(1, sv_sorted.size + 1)
-        right.vlines(idx, 0.0, sv_sorted, color=_BLUE, linewidth=2.0)
-        right.plot(idx, sv_sorted, "o", color=_BLUE, label=r"singular values $\sigma_i(W)$")
-        right.axhline(1.0, color=_GREY, linestyle="-", linewidth=1.0, label="1")
+        right.vlines(idx, 0.0, sv_sorted, color=_GREEN, linewidth=2.0)
+        right.plot(idx, sv_sorted, "D", color=_GREEN, label=r"singular values $\sigma_i(W)$")
+        right.axhline(1.0, color=_GREY, linestyle="-", linewidth=1.0)
         if not same:
-            right.axhline(
-                inv, color=_VERMILLION, linestyle="--", linewidth=1.2, label=rf"$1/\gamma = {_fmt(inv)}$"
-            )
+            right.axhline(inv, color=_VERMILLION, linestyle="--", linewidth=1.2)
         right.set_ylim(0.0, 1.12 * max(1.0, inv, float(sv_sorted[0])))
         right.set_xlim(0.4, sv_sorted.size + 0.6)
         right.xaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_xlabel(r"index $i$ (largest first)")
         right.set_ylabel(r"singular value $\sigma_i(W)$")
-        right.legend(loc="upper right")
+        # the circles (left) and the levels (right) share colour and style: one entry each
+        levels = [
+            Line2D([], [], color=_GREY, linestyle="-", label=unit_label + r" and $\sigma_i = 1$")
+        ]
+        if not same:
+            levels.append(
+                Line2D(
+                    [],
+                    [],
+                    color=_VERMILLION,
+                    linestyle="--",
+                    label=inv_label + r" and $\sigma_i = 1/\gamma$",
+                )
+            )
+        _figure_legend(fig, [], [left.collections[-1], right.lines[0], *levels], ncols=2)
         return _finish(fig)
 
 
@@ -415,7 +460,9 @@ def transient_growth(
             color=_BLUE,
             label=r"$\|W^k\|_2$" if dense is None else r"$\|W^k\|_2$ at tabulated $k$",
         )
-        ax.plot(k_line, rho_line, "--", color=_VERMILLION, label=rf"$\rho(W)^k$, $\rho = {_fmt(r)}$")
+        ax.plot(
+            k_line, rho_line, "--", color=_VERMILLION, label=rf"$\rho(W)^k$, $\rho = {_fmt(r)}$"
+        )
         ax.plot(
             k_line,
             smax_line,
@@ -438,7 +485,7 @@ def transient_growth(
         ax.set_xlabel(r"power $k$ (steps)")
         ax.set_ylabel(r"$\log_{10}\,\|W^k\|_2$")
         _plain_numbers(ax)
-        ax.legend(loc="best")
+        ax.legend(*_legend_entries([ax]), loc="best")
         return _finish(fig)
 
 
@@ -487,7 +534,10 @@ def cliff(
         if v.size < 2 or np.any(np.diff(v) <= 0):
             raise _fail(where, f"'{name}' must be a strictly increasing grid of >= 2 points")
     if indexing not in ("xy", "ij"):
-        raise _fail(where, f"'indexing' must be 'xy' (rows follow b) or 'ij' (rows follow w), got {indexing!r}")
+        raise _fail(
+            where,
+            f"'indexing' must be 'xy' (rows follow b) or 'ij' (rows follow w), got {indexing!r}",
+        )
     grids = {}
     for name, value in (("loss", loss), ("log10_grad", log10_grad)):
         arr = _array(where, name, value, ndim=2)
@@ -498,17 +548,26 @@ def cliff(
                 f"'{name}' must have shape {expected} (indexing={indexing!r}, len(w)={wv.size}, "
                 f"len(b)={bv.size}), got {arr.shape}; pass indexing='ij' for a meshgrid(w, b, indexing='ij')",
             )
-        if np.any(np.isnan(arr)) or np.any(np.isposinf(arr)) or (name == "loss" and np.any(np.isinf(arr))):
+        if (
+            np.any(np.isnan(arr))
+            or np.any(np.isposinf(arr))
+            or (name == "loss" and np.any(np.isinf(arr)))
+        ):
             raise _fail(where, f"'{name}' must be finite (log10_grad may be -inf), got NaN or inf")
         grids[name] = arr if indexing == "xy" else arr.T
     if not isinstance(trajectories, Mapping) or not trajectories:
-        raise _fail(where, "'trajectories' must be a non-empty mapping of label -> (steps + 1, 2) array")
+        raise _fail(
+            where, "'trajectories' must be a non-empty mapping of label -> (steps + 1, 2) array"
+        )
     runs = {}
     for label, path in trajectories.items():
         _label(where, "trajectory label", label)
         arr = _array(where, f"trajectory {label!r}", path, ndim=2, finite=True)
         if arr.shape[1] != 2:
-            raise _fail(where, f"trajectory {label!r} must have shape (steps + 1, 2) of (w, b), got {arr.shape}")
+            raise _fail(
+                where,
+                f"trajectory {label!r} must have shape (steps + 1, 2) of (w, b), got {arr.shape}",
+            )
         runs[label] = arr
 
     grad = np.ma.masked_invalid(grids["log10_grad"])
@@ -522,9 +581,18 @@ def cliff(
         im = right.pcolormesh(wv, bv, grad, shading="nearest", cmap="viridis", rasterized=True)
         fig.colorbar(im, ax=right, label=r"$\log_{10}\,\|\nabla E\|_2$", pad=0.02, fraction=0.06)
         for ax in (left, right):
-            for (label, path), colour, ls in zip(runs.items(), colours * 4, _DASHES * 4, strict=False):
-                ax.plot(path[:, 0], path[:, 1], color=colour, linestyle=ls, linewidth=1.6,
-                        path_effects=halo, label=label)
+            for (label, path), colour, ls in zip(
+                runs.items(), colours * 4, _DASHES * 4, strict=False
+            ):
+                ax.plot(
+                    path[:, 0],
+                    path[:, 1],
+                    color=colour,
+                    linestyle=ls,
+                    linewidth=1.6,
+                    path_effects=halo,
+                    label=label,
+                )
                 ax.plot(*path[0], "o", color=colour, markeredgecolor="white", markersize=6)
                 ax.plot(*path[-1], "s", color=colour, markeredgecolor="white", markersize=6)
             ax.set_xlim(wv[0], wv[-1])
@@ -533,7 +601,8 @@ def cliff(
             ax.grid(False)
         left.set_ylabel(r"bias $b$")
         right.set_ylabel(r"bias $b$")
-        handles, labels = left.get_legend_handles_labels()
+        right.tick_params(labelleft=True)
+        handles = left.get_legend_handles_labels()[0]
         handles += [
             Line2D([], [], linestyle="none", marker="o", color=_GREY, label="start"),
             Line2D([], [], linestyle="none", marker="s", color=_GREY, label="end"),
@@ -566,13 +635,19 @@ def decay_comparison(curves: Mapping[str, np.ndarray], *, ylabel: str) -> Figure
     where = "decay_comparison"
     quantity = _label(where, "ylabel", ylabel)
     if not isinstance(curves, Mapping) or not curves:
-        raise _fail(where, "'curves' must be a non-empty mapping of label -> (T,) natural-log array")
-    checked = {_label(where, "curve label", k): _array(where, f"curve {k!r}", v) for k, v in curves.items()}
+        raise _fail(
+            where, "'curves' must be a non-empty mapping of label -> (T,) natural-log array"
+        )
+    checked = {
+        _label(where, "curve label", k): _array(where, f"curve {k!r}", v) for k, v in curves.items()
+    }
     with style():
         fig = _new_figure(2.8)
         ax = fig.subplots()
         marks = _EdgeMarks()
-        for (label, values), colour, ls in zip(checked.items(), _SERIES * 4, _DASHES * 4, strict=False):
+        for (label, values), colour, ls in zip(
+            checked.items(), _SERIES * 4, _DASHES * 4, strict=False
+        ):
             span = np.arange(values.size, 0, -1)
             ax.plot(span, _log10(values), color=colour, linestyle=ls, label=label)
             marks.draw(ax, span, values, colour)
@@ -580,7 +655,7 @@ def decay_comparison(curves: Mapping[str, np.ndarray], *, ylabel: str) -> Figure
         ax.set_ylabel(r"$\log_{10}$ " + quantity)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _plain_numbers(ax)
-        ax.legend(loc="best")
+        ax.legend(*_legend_entries([ax]), loc="center left", bbox_to_anchor=(1.01, 0.5))
         return _finish(fig)
 
 
@@ -612,7 +687,11 @@ def clipping_directions(
     where = "clipping_directions"
     vecs = {
         name: _array(where, name, value, finite=True)
-        for name, value in (("g", g), ("norm_clipped", norm_clipped), ("value_clipped", value_clipped))
+        for name, value in (
+            ("g", g),
+            ("norm_clipped", norm_clipped),
+            ("value_clipped", value_clipped),
+        )
     }
     for name, v in vecs.items():
         if v.shape != (2,):
@@ -623,27 +702,64 @@ def clipping_directions(
         ("norm_clipped", r"norm-clipped $\theta\, g/\|g\|_2$", _VERMILLION, "--"),
         ("value_clipped", r"value-clipped $\mathrm{clip}(g_i, -\theta, \theta)$", _GREEN, ":"),
     )
+    points = np.vstack([*vecs.values(), [[-theta, -theta], [theta, theta]]])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = 0.1 * float(np.max(hi - lo))
+    lo, hi = lo - pad, hi + pad
+    # the axes is about 3 in wide beside the legend; size the height to the data's aspect
+    height = float(np.clip(3.0 * (hi[1] - lo[1]) / (hi[0] - lo[0]) + 0.7, 2.4, 3.2))
     with style():
-        fig = _new_figure(3.0)
+        fig = _new_figure(height)
         ax = fig.subplots()
         ax.add_patch(
-            Circle((0, 0), theta, fill=False, color=_GREY, linewidth=1.0,
-                   label=rf"circle $\|g\|_2 = \theta = {_fmt(theta)}$")
+            Circle(
+                (0, 0),
+                theta,
+                fill=False,
+                color=_GREY,
+                linewidth=1.0,
+                label=rf"circle $\|g\|_2 = \theta = {_fmt(theta)}$",
+            )
         )
         ax.add_patch(
-            Rectangle((-theta, -theta), 2 * theta, 2 * theta, fill=False, color=_PURPLE,
-                      linewidth=1.0, linestyle="-.", label=r"square $|g_i| \leq \theta$")
+            Rectangle(
+                (-theta, -theta),
+                2 * theta,
+                2 * theta,
+                fill=False,
+                color=_PURPLE,
+                linewidth=1.0,
+                linestyle="-.",
+                label=r"square $|g_i| \leq \theta$",
+            )
         )
         for key, label, colour, ls in arrows:
             x, y = vecs[key]
-            ax.plot([0.0, x], [0.0, y], color=colour, linestyle=ls, linewidth=2.0, label=label,
-                    solid_capstyle="butt")
-            ax.annotate("", xy=(x, y), xytext=(0.0, 0.0), zorder=3,
-                        arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 0,
-                                    "mutation_scale": 14, "shrinkA": 0, "shrinkB": 0})
-        reach = 1.12 * max(theta, *(float(np.max(np.abs(v))) for v in vecs.values()))
-        ax.set_xlim(-reach, reach)
-        ax.set_ylim(-reach, reach)
+            ax.plot(
+                [0.0, x],
+                [0.0, y],
+                color=colour,
+                linestyle=ls,
+                linewidth=2.0,
+                label=label,
+                solid_capstyle="butt",
+            )
+            ax.annotate(
+                "",
+                xy=(x, y),
+                xytext=(0.0, 0.0),
+                zorder=3,
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": colour,
+                    "linewidth": 0,
+                    "mutation_scale": 14,
+                    "shrinkA": 0,
+                    "shrinkB": 0,
+                },
+            )
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal", adjustable="box")
         ax.axhline(0.0, color=_GREY, linewidth=0.6)
         ax.axvline(0.0, color=_GREY, linewidth=0.6)
@@ -684,14 +800,19 @@ def step_times(
     names = [_label(where, "label", s) for s in labels]
     med = _array(where, "medians_us", medians_us, finite=True)
     if len(names) != med.size:
-        raise _fail(where, f"expected one median per label, got {len(names)} labels and {med.size} medians")
+        raise _fail(
+            where, f"expected one median per label, got {len(names)} labels and {med.size} medians"
+        )
     if np.any(med <= 0):
         raise _fail(where, "'medians_us' must be > 0 microseconds")
     spread = None
     if spreads_us is not None:
         spread = _array(where, "spreads_us", spreads_us, ndim=2, finite=True)
         if spread.shape != (med.size, 2):
-            raise _fail(where, f"'spreads_us' must have shape ({med.size}, 2) of (min, max), got {spread.shape}")
+            raise _fail(
+                where,
+                f"'spreads_us' must have shape ({med.size}, 2) of (min, max), got {spread.shape}",
+            )
         if np.any(spread[:, 0] > med) or np.any(spread[:, 1] < med) or np.any(spread[:, 0] <= 0):
             raise _fail(where, "'spreads_us' must satisfy 0 < min <= median <= max for every bar")
     hi = float(med.max() if spread is None else spread[:, 1].max())
@@ -702,26 +823,37 @@ def step_times(
         fig = _new_figure(float(np.clip(0.9 + 0.32 * med.size, 2.4, 3.2)))
         ax = fig.subplots()
         xerr = None if spread is None else np.vstack([med - spread[:, 0], spread[:, 1] - med])
-        ax.barh(y, med, height=0.6, color=_BLUE, xerr=xerr, label="median",
-                error_kw={"ecolor": "#000000", "capsize": 3, "elinewidth": 1.0})
+        ax.barh(
+            y,
+            med,
+            height=0.6,
+            color=_BLUE,
+            xerr=xerr,
+            error_kw={"ecolor": "#000000", "capsize": 3, "elinewidth": 1.0},
+        )
         for yi, m, top in zip(y, med, med if spread is None else spread[:, 1], strict=True):
-            ax.annotate(f"{m:.3g} µs", xy=(top, yi), xytext=(4, 0), textcoords="offset points",
-                        va="center", ha="left", fontsize=8.5)
+            text = f"{m:,.0f} µs" if m >= 1000 else f"{m:.3g} µs"
+            ax.annotate(
+                text,
+                xy=(top, yi),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                ha="left",
+                fontsize=8.5,
+            )
         ax.set_yticks(y, names)
+        ax.set_ylabel("implementation")
         ax.invert_yaxis()
         ax.grid(False, axis="y")
+        whiskers = "" if spread is None else "; whiskers: min – max"
         if log_x:
             ax.set_xscale("log")
             ax.set_xlim(lo / 2.0, hi * 4.0)
-            ax.set_xlabel("median time per step (µs, log scale)")
+            ax.set_xlabel(f"median time per step (µs, log scale){whiskers}")
         else:
             ax.set_xlim(0.0, hi * 1.25)
-            ax.set_xlabel("median time per step (µs)")
-        if spread is not None:
-            ax.legend(handles=[
-                Rectangle((0, 0), 1, 1, color=_BLUE, label="median"),
-                Line2D([], [], color="#000000", marker="|", markersize=8, label="min – max"),
-            ], loc="lower right")
+            ax.set_xlabel(f"median time per step (µs){whiskers}")
         return _finish(fig)
 
 
@@ -751,26 +883,45 @@ def truncation(k: np.ndarray, log_contribution: np.ndarray, window: int) -> Figu
     lc = _array(where, "log_contribution", log_contribution)
     _same_length(where, {"k": kv, "log_contribution": lc})
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
-        raise _fail(where, f"'window' must be an integer >= 0 (the window τ in steps), got {window!r}")
+        raise _fail(
+            where, f"'window' must be an integer >= 0 (the window τ in steps), got {window!r}"
+        )
     if np.any(kv < 0):
         raise _fail(where, "'k' must be >= 0 steps back")
     k_hi = float(max(kv.max(), window))
     with style():
         fig = _new_figure(2.6)
         ax = fig.subplots()
-        ax.axvspan(window, k_hi, color=_ORANGE, alpha=0.18, linewidth=0,
-                   label=r"dropped by truncated BPTT ($k > \tau$)")
-        ax.axvline(window, color=_VERMILLION, linestyle="--", linewidth=1.3,
-                   label=rf"window $\tau = {int(window)}$")
-        ax.plot(kv, _log10(lc), color=_BLUE, marker="o" if kv.size <= 40 else None,
-                markersize=3, label=r"term of step $t - k$")
+        ax.axvspan(
+            window,
+            k_hi,
+            color=_ORANGE,
+            alpha=0.18,
+            linewidth=0,
+            label=r"dropped by truncated BPTT ($k > \tau$)",
+        )
+        ax.axvline(
+            window,
+            color=_VERMILLION,
+            linestyle="--",
+            linewidth=1.3,
+            label=rf"window $\tau = {int(window)}$",
+        )
+        ax.plot(
+            kv,
+            _log10(lc),
+            color=_BLUE,
+            marker="o" if kv.size <= 40 else None,
+            markersize=3,
+            label=r"term of step $t - k$",
+        )
         _EdgeMarks().draw(ax, kv, lc, _BLUE)
         ax.set_xlim(float(min(kv.min(), window)), k_hi)
         ax.set_xlabel(r"steps back $k$")
         ax.set_ylabel(r"$\log_{10}$ |contribution|")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _plain_numbers(ax)
-        ax.legend(loc="best")
+        ax.legend(*_legend_entries([ax]), loc="best")
         return _finish(fig)
 
 
@@ -803,7 +954,10 @@ def gate_regimes(
     sv = _array(where, "sigma_max", sigma_max, finite=True)
     th = _array(where, "thresholds", thresholds, finite=True)
     if not len(labels) == sv.size == th.size:
-        raise _fail(where, f"expected one value per gate, got {len(labels)} names, {sv.size} sigma_max and {th.size} thresholds")
+        raise _fail(
+            where,
+            f"expected one value per gate, got {len(labels)} names, {sv.size} sigma_max and {th.size} thresholds",
+        )
     if np.any(sv < 0) or np.any(th <= 0):
         raise _fail(where, "'sigma_max' must be >= 0 and 'thresholds' > 0")
     x = np.arange(sv.size)
@@ -811,12 +965,21 @@ def gate_regimes(
         fig = _new_figure(2.6)
         ax = fig.subplots()
         ax.bar(x, sv, width=0.6, color=_BLUE, label=r"$\sigma_{\max}$ of the recurrent block")
-        ax.hlines(th, x - 0.42, x + 0.42, color="#000000", linewidth=2.2, label=r"threshold $1/\gamma$")
+        ax.hlines(
+            th, x - 0.42, x + 0.42, color="#000000", linewidth=2.2, label=r"threshold $1/\gamma$"
+        )
         ax.set_xticks(x, labels)
         ax.set_xlim(-0.6, sv.size - 0.4)
         ax.set_ylim(0.0, 1.18 * float(max(sv.max(), th.max())))
         ax.grid(False, axis="x")
         ax.set_xlabel("recurrent weight block")
         ax.set_ylabel(r"largest singular value $\sigma_{\max}$")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        handles, names_ = ax.get_legend_handles_labels()
+        order = [names_.index(n) for n in sorted(names_, key=lambda n: "threshold" in n)]
+        fig.legend(
+            [handles[i] for i in order],
+            [names_[i] for i in order],
+            loc="outside upper center",
+            ncols=2,
+        )
         return _finish(fig)
