@@ -21,14 +21,14 @@ J = Σ_t w_t · h_t with ``loss_weights w: (T, n)``.
 >>> from numeric.initialization import init, random_sequence
 >>> p = init("lstm", hidden=2, inputs=3, seed=0)
 >>> xs = random_sequence(5, 3, seed=1)
->>> get_reference("torch").step_jacobians("lstm", p, xs).shape
+>>> TorchReference().step_jacobians("lstm", p, xs).shape
 (5, 4, 4)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,11 +44,8 @@ __all__ = [
     "CellLike",
     "Params",
     "torch_step",
-    "Reference",
     "TorchReference",
     "TorchModuleReference",
-    "REFERENCES",
-    "get_reference",
 ]
 
 _DT = torch.float64
@@ -173,35 +170,6 @@ class _Problem:
 
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().numpy().copy()
-
-
-# -- the protocol every reference follows --------------------------------------------------------
-class Reference(Protocol):
-    """What the checkers call: numpy in, numpy out (shapes in the module docstring)."""
-
-    name: str
-
-    def forward(
-        self, cell: CellLike, params: Params, xs: ArrayLike, s0: ArrayLike | None = None
-    ) -> np.ndarray: ...
-
-    def step_jacobians(
-        self, cell: CellLike, params: Params, xs: ArrayLike, s0: ArrayLike | None = None
-    ) -> np.ndarray: ...
-
-    def input_jacobians(
-        self, cell: CellLike, params: Params, xs: ArrayLike, s0: ArrayLike | None = None
-    ) -> np.ndarray: ...
-
-    def parameter_gradients(
-        self,
-        cell: CellLike,
-        params: Params,
-        xs: ArrayLike,
-        s0: ArrayLike | None = None,
-        *,
-        loss_weights: ArrayLike,
-    ) -> dict[str, np.ndarray]: ...
 
 
 # -- reference 1: the hand-written torch cells -------------------------------------------------
@@ -403,20 +371,3 @@ def _module_gradients(
         out["b_in"] = chunk(gb_ih, 2)
         out["b_hn"] = chunk(gb_hh, 2)
     return {k: out[k] for k in c.parameter_names}
-
-
-# -- registry ----------------------------------------------------------------------------------
-#: name -> factory of a reference; the lead adds "complex-step" and "finite-diff".
-REFERENCES: dict[str, Callable[[], Reference]] = {
-    TorchReference.name: TorchReference,
-    TorchModuleReference.name: TorchModuleReference,
-}
-
-
-def get_reference(name: str) -> Reference:
-    """The reference called ``name`` (one of :data:`REFERENCES`), a fresh instance."""
-    if not isinstance(name, str) or name not in REFERENCES:
-        raise GradproofError(
-            f"unknown reference {name!r}; choose one of: {', '.join(sorted(REFERENCES))}"
-        )
-    return REFERENCES[name]()
