@@ -33,7 +33,14 @@ from derive.algebra import (
 from derive.cells import Cell, cell as _cell
 from derive.jacobians import Step, state_symbols, step_jacobian
 
-__all__ = ["BPTTProduct", "ParameterGradient", "ParameterGradients", "bptt_product", "parameter_gradients"]
+__all__ = [
+    "BPTTProduct",
+    "ParameterGradient",
+    "ParameterGradients",
+    "bptt_product",
+    "parameter_gradients",
+    "site_symbol",
+]
 
 T_INDEX = sp.Symbol("t", integer=True)
 I_INDEX = sp.Symbol("i", integer=True)
@@ -177,18 +184,20 @@ class ParameterGradients:
         g = self.gradients[name]
         env = dict(self.cell.explicit(hidden, inputs).environment)
         site_value = explicit(g.site, env)
-        env[_site_symbol(g)] = site_value
+        env[site_symbol(g)] = site_value
         for ref, expr in g.references.items():
             env[ref] = explicit(expr, env)
         return explicit(g.local, env)
 
 
-def _site_symbol(g: ParameterGradient) -> sp.MatrixSymbol:
-    return sp.MatrixSymbol(r"a_{" + latex(g.symbol) + "}", g.site.shape[0], 1)
+def _site_of(symbol: sp.MatrixSymbol, site: sp.Expr) -> sp.MatrixSymbol:
+    """a_P: the vector symbol standing for the site ``P v`` of parameter P."""
+    return sp.MatrixSymbol(r"a_{" + latex(symbol) + "}", site.shape[0], 1)
 
 
-def _replace_site(expr: sp.Expr, site: sp.Expr, symbol: sp.MatrixSymbol) -> sp.Expr:
-    return expr.xreplace({site: symbol})
+def site_symbol(g: ParameterGradient) -> sp.MatrixSymbol:
+    """The variable a parameter's local Jacobian is taken with respect to (a_P, or the bias)."""
+    return g.symbol if g.right is None else _site_of(g.symbol, g.site)
 
 
 @lru_cache(maxsize=None)
@@ -224,9 +233,8 @@ def _parameter_gradients(c: Cell) -> ParameterGradients:
                 raise NotImplementedError(f"{name} enters {c.name} {len(sites)} times")
             site = sites[0]
             right = site.args[1] if len(site.args) == 2 else sp.MatMul(*site.args[1:])
-            g0 = ParameterGradient(name, sym, site, right, site, {}, site)
-            site_sym = _site_symbol(g0)
-            defs = {lhs: _replace_site(rhs, site, site_sym) for lhs, rhs in c.definitions}
+            site_sym = _site_of(sym, site)
+            defs = {lhs: rhs.xreplace({site: site_sym}) for lhs, rhs in c.definitions}
         blocks = []
         refs: dict[JacobianSymbol, sp.Expr] = {}
         block_of: dict[sp.MatrixSymbol, sp.Expr] = {}

@@ -45,6 +45,11 @@ class Norm(sympy.Function):
 
 
 class _LatexMixin:
+    """``latex()``, the printer hook (the rule's equation) and Jupyter's ``_repr_latex_``."""
+
+    def _latex(self, printer: sympy.printing.latex.LatexPrinter) -> str:
+        return printer._print(self.equation)
+
     def latex(self) -> str:
         """LaTeX of the rule (``sympy.latex(self)`` gives the same)."""
         return sympy.latex(self)
@@ -117,8 +122,6 @@ class NormClipping(_LatexMixin):
         """ĝ = rule."""
         return Eq(self.clipped, self.rule, evaluate=False)
 
-    def _latex(self, printer: sympy.printing.latex.LatexPrinter) -> str:
-        return printer._print(self.equation)
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,6 @@ class ValueClipping(_LatexMixin):
         """ĝ_i = rule."""
         return Eq(self.clipped, self.rule, evaluate=False)
 
-    def _latex(self, printer: sympy.printing.latex.LatexPrinter) -> str:
-        return printer._print(self.equation)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ import numpy as np
 import sympy as sp
 
 from derive.algebra import M, N, Act, ActPrime, Diag, JacobianSymbol, OneMinus, Square
-from derive.bptt import ParameterGradient, _site_symbol, parameter_gradients
+from derive.bptt import ParameterGradient, parameter_gradients, site_symbol
 from derive.cells import Cell, cell as _cell
 from derive.errors import GradproofError
 from derive.jacobians import Derivation, input_jacobian, step_jacobian
 
-__all__ = ["CompiledCell", "compile_cell", "compile_expression", "plain_name", "Env"]
+__all__ = ["CompiledCell", "compile_cell", "compile_expression", "plain_name", "site_symbol", "Env"]
 
 Env = Mapping[Any, Any]
 Fn = Callable[[Env], Any]
@@ -127,13 +127,11 @@ def compile_expression(expr: sp.Expr) -> Fn:
         inner = compile_expression(expr.vector)
         return lambda env: _Diag(inner(env))
     if isinstance(expr, sp.Identity):
-        rows = expr.rows
-        return lambda env: _Diag(np.ones(int(rows.subs({N: env[N], M: env[M]}))))
+        rows = sp.lambdify((N, M), expr.rows)
+        return lambda env: _Diag(np.ones(int(rows(env[N], env[M]))))
     if isinstance(expr, sp.ZeroMatrix):
-        rows, cols = expr.rows, expr.cols
-        return lambda env: np.zeros(
-            (int(rows.subs({N: env[N], M: env[M]})), int(cols.subs({N: env[N], M: env[M]})))
-        )
+        size = sp.lambdify((N, M), (expr.rows, expr.cols))
+        return lambda env: np.zeros(tuple(int(k) for k in size(env[N], env[M])))
     if isinstance(expr, sp.BlockMatrix):
         grid = [[compile_expression(expr.blocks[i, j]) for j in range(expr.blocks.cols)]
                 for i in range(expr.blocks.rows)]  # fmt: skip
@@ -199,15 +197,16 @@ class CompiledCell:
     cell : the cell.
     definitions : ``(symbol, f)`` in order; ``f(env)`` gives the symbol's value.
     step_jacobian, input_jacobian : ``f(env) -> (..., S, S)`` and ``(..., S, m)``.
-    parameter_locals : parameter name -> ``(gradient, f)`` with ``f(env) -> (..., S, k)``, the
-        Jacobian of the state with respect to the parameter's site (see :mod:`derive.bptt`).
+    parameter_locals : parameter name -> ``(gradient, site, local, right)``: ``site(env)`` the
+        vector ``P v``, ``local(env) -> (..., S, k)`` the Jacobian of the state with respect to it
+        (see :mod:`derive.bptt`), ``right(env)`` the vector v (None for a bias).
     """
 
     cell: Cell
     definitions: tuple[tuple[sp.MatrixSymbol, Fn], ...]
     step_jacobian: _Quantity
     input_jacobian: _Quantity
-    parameter_locals: Mapping[str, tuple[ParameterGradient, Fn, _Quantity]]
+    parameter_locals: Mapping[str, tuple[ParameterGradient, Fn, _Quantity, Fn | None]]
 
     def environment(self, params: Mapping[str, np.ndarray], hidden: int, inputs: int) -> dict:
         """The parameters keyed by their symbols, and the sizes."""
@@ -238,10 +237,10 @@ def _compile(c: Cell, step: Derivation | None) -> CompiledCell:
     sj = step if step is not None else step_jacobian(c)
     ij = input_jacobian(c)
     grads = parameter_gradients(c)
-    locals_: dict[str, tuple[ParameterGradient, Fn, _Quantity]] = {}
+    locals_: dict[str, tuple[ParameterGradient, Fn, _Quantity, Fn | None]] = {}
     for name, g in grads.gradients.items():
-        site = compile_expression(g.site)
-        locals_[name] = (g, site, _quantity(g.local, g.references))
+        right = None if g.right is None else compile_expression(g.right)
+        locals_[name] = (g, compile_expression(g.site), _quantity(g.local, g.references), right)
     return CompiledCell(
         cell=c,
         definitions=definitions,
@@ -256,8 +255,3 @@ def compile_cell(cell: Cell | str, *, step: Derivation | None = None) -> Compile
     formula of your own (or a planted wrong one) with :func:`numeric.verify`."""
     c = _cell(cell)
     return _compile_cached(c) if step is None else _compile(c, step)
-
-
-def site_symbol(g: ParameterGradient) -> sp.MatrixSymbol:
-    """The symbol that stands for a parameter's site ``P v`` in its local Jacobian."""
-    return g.symbol if g.right is None else _site_symbol(g)

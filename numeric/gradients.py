@@ -21,7 +21,7 @@ import sympy as sp
 from derive.algebra import Diag
 from derive.cells import Cell
 from derive.errors import GradproofError
-from derive.jacobians import Derivation
+from derive.jacobians import Derivation, step_jacobian
 from numeric.compiled import compile_cell, compile_expression, site_symbol
 from numeric.profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
 from numeric.trajectory import Trajectory, unroll
@@ -103,16 +103,13 @@ def _per_step_terms(traj: Trajectory, w: np.ndarray):
     compiled = compile_cell(traj.cell)
     env = traj.environment()
     lam = adjoints(compiled.step_jacobian(dict(env)), w, traj.hidden)
-    for name, (g, site, local) in compiled.parameter_locals.items():
+    for name, (g, site, local, right) in compiled.parameter_locals.items():
         e = dict(env)
         e[site_symbol(g)] = site(e)
         G = local(e)  # (T, S, k)
         u = np.einsum("tsk,ts->tk", np.broadcast_to(G, (traj.T, *G.shape[-2:])), lam)
-        v = None
-        if g.right is not None:
-            v = compile_expression(g.right)(e)
-            v = np.broadcast_to(v, (traj.T, v.shape[-1]))
-        yield name, u, v
+        v = None if right is None else right(e)
+        yield name, u, None if v is None else np.broadcast_to(v, (traj.T, v.shape[-1]))
 
 
 def parameter_gradients(
@@ -193,8 +190,6 @@ def gradient_profile(
     traj = unroll(cell, params, xs, s0)
     if np.iscomplexobj(traj.states):
         raise GradproofError("gradient_profile needs real parameters and inputs")
-    from derive.jacobians import step_jacobian
-
     derivation = step_jacobian(traj.cell)
     form = _diag_times_parameter(derivation.result)
     if form is not None:

@@ -14,22 +14,19 @@ __all__ = ["command", "render"]
 def render(name: str, *, as_latex: bool = False, steps: bool = True) -> str:
     """The text ``gradproof derive`` prints for the cell ``name``."""
     c = cell(name)
-    show = latex if as_latex else text
-    out = [f"% {c.name}" if as_latex else f"{c.name}: equations"]
-    out += [("  " if not as_latex else "") + show(e) for e in c.equations]
     d = step_jacobian(c)
+    show = latex if as_latex else text
+    parts: list[tuple[str, list[sp.Basic]]] = [("equations", list(c.equations))]
     if steps:
-        out.append("% chain rule, one intermediate at a time" if as_latex else "chain rule, one intermediate at a time:")
-        for s in d.steps:
-            out.append(("  " if not as_latex else "") + show(s.equation))
-    out.append("% step Jacobian" if as_latex else "step Jacobian:")
-    out.append(("  " if not as_latex else "") + show(d.equation))
+        parts.append(("chain rule, one intermediate at a time", [s.equation for s in d.steps]))
+    parts.append(("step Jacobian", [d.equation]))
     if d.references:
-        out.append("% where" if as_latex else "where:")
-        for ref, expr in d.references.items():
-            out.append(("  " if not as_latex else "") + show(sp.Eq(ref, expr, evaluate=False)))
-    out.append("% input Jacobian" if as_latex else "input Jacobian:")
-    out.append(("  " if not as_latex else "") + show(input_jacobian(c).equation))
+        parts.append(("where", [sp.Eq(ref, expr, evaluate=False) for ref, expr in d.references.items()]))
+    parts.append(("input Jacobian", [input_jacobian(c).equation]))
+    out = []
+    for heading, equations in parts:
+        out.append(f"% {c.name}: {heading}" if as_latex else f"{c.name}: {heading}:")
+        out += [show(e) if as_latex else "  " + show(e) for e in equations]
     return "\n".join(out)
 
 
