@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numeric.profile import log_norm_profile_rnn
+from gradproof.numeric.profile import log_norm_profile_rnn
 
 __all__ = ["DEFAULT_JSON", "Problem", "make_problem", "run_benchmark", "main"]
 
@@ -119,8 +119,8 @@ def numpy_floor(pb: Problem) -> np.ndarray:
 def _gradient_profile_api() -> Callable[[Problem], np.ndarray] | str:
     """The lead's ``numeric.gradient_profile`` if it exists, else the reason it is unavailable."""
     try:
-        from derive import RNN
-        from numeric import gradient_profile
+        from gradproof.derive import RNN
+        from gradproof.numeric import gradient_profile
     except ImportError as exc:
         return f"unavailable ({exc})"
     cell = RNN(activation="tanh")

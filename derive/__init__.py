@@ -1,21 +1,21 @@
 """gradproof.derive — the symbolic layer (SymPy only): what the mathematics is.
 
->>> from derive import gamma, step_jacobian, latex
+>>> from gradproof.derive import gamma, step_jacobian, latex
 >>> gamma("sigmoid")
 1/4
 >>> print(latex(step_jacobian("rnn-tanh").result))
 \\operatorname{diag}\\left(\\tanh'\\left(z^{(t)}\\right)\\right) W_{h}
 """
 
-from derive.activations import BUILTIN_NAMES, Activation, activation, gamma
-from derive.algebra import latex, text
-from derive.bptt import BPTTProduct, ParameterGradients, bptt_product, parameter_gradients
-from derive.cells import CELL_NAMES, GRU, LSTM, RNN, Cell, cell
-from derive.equality import difference_is_zero
-from derive.errors import GradproofError
-from derive.corrections import Imprecision, imprecisions
-from derive.jacobians import Derivation, Step, input_jacobian, step_jacobian
-from derive.theorem import Theorem, pascanu_bound
+from .activations import BUILTIN_NAMES, Activation, activation, gamma
+from .algebra import latex, text
+from .bptt import BPTTProduct, ParameterGradients, bptt_product, parameter_gradients
+from .cells import CELL_NAMES, GRU, LSTM, RNN, Cell, cell
+from .equality import difference_is_zero
+from .errors import GradproofError
+from .corrections import Imprecision, imprecisions
+from .jacobians import Derivation, Step, input_jacobian, step_jacobian
+from .theorem import Theorem, pascanu_bound
 
 __all__ = [
     "GradproofError",

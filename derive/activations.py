@@ -58,7 +58,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from derive.errors import GradproofError
+from .errors import GradproofError
 
 __all__ = [
     "X",

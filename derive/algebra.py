@@ -35,7 +35,7 @@ from sympy.core.symbol import Str
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from derive.activations import X, Activation, activation
+from .activations import X, Activation, activation
 
 __all__ = [
     "N",

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive.algebra import (
+from .algebra import (
     BPTTSum,
     Diag,
     JacobianSymbol,
@@ -30,8 +30,8 @@ from derive.algebra import (
     latex,
     terms_to_expr,
 )
-from derive.cells import Cell, cell as _cell
-from derive.jacobians import Step, state_symbols, step_jacobian
+from .cells import Cell, cell as _cell
+from .jacobians import Step, state_symbols, step_jacobian
 
 __all__ = [
     "BPTTProduct",

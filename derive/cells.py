@@ -8,7 +8,7 @@ the lecture's notation (MATH.md §1, §3, §4). Two views:
 * :meth:`Cell.explicit`: the same recurrence with scalar symbols for given sizes, for
   brute-force checks with ``Matrix.jacobian``.
 
->>> from derive import cell
+>>> from gradproof.derive import cell
 >>> c = cell("lstm")
 >>> c.state_size(3), list(c.parameter_shapes(3, 2))[:3]
 (6, ['W_f', 'W_i', 'W_o'])
@@ -23,9 +23,9 @@ from typing import ClassVar
 
 import sympy as sp
 
-from derive.activations import Activation, activation
-from derive.algebra import M, N, Act, OneMinus, explicit
-from derive.errors import GradproofError
+from .activations import Activation, activation
+from .algebra import M, N, Act, OneMinus, explicit
+from .errors import GradproofError
 
 __all__ = ["Cell", "RNN", "LSTM", "GRU", "cell", "CELL_NAMES", "ExplicitCell", "symbols"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sympy
 from sympy import Eq, Function, IndexedBase, Lambda, Product, Rational, Sum, Symbol
 
-from derive.errors import GradproofError
+from .errors import GradproofError
 
 __all__ = [
     "Sigma",
@@ -195,7 +195,7 @@ class CliffModel:
     # ---- concrete forms
     def concrete(self, expr: sympy.Expr) -> sympy.Expr:
         """Replace σ and σ' by the activation's expression and its derived derivative."""
-        from derive.activations import X, activation
+        from .activations import X, activation
 
         act = activation(self.activation)
         return expr.replace(Sigma, Lambda(X, act.expr)).replace(

@@ -4,7 +4,7 @@ Each :class:`Imprecision` carries the lecture's claim (as the lecture writes it)
 statement as SymPy, the reason in words, and an exact *witness* computed here with SymPy: the
 numbers a report prints beside the claim are derived, never pasted.
 
->>> from derive.corrections import imprecisions
+>>> from gradproof.derive.corrections import imprecisions
 >>> [i.key for i in imprecisions()]
 ['eigenvalue-vs-singular-value', 'sigmoid-threshold', 'wrong-factoring']
 """
@@ -16,10 +16,10 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive.activations import gamma
-from derive.algebra import ActPrime, Diag, OrderedProduct, latex
-from derive.cells import symbols
-from derive.theorem import SigmaMax, SpectralRadius
+from .activations import gamma
+from .algebra import ActPrime, Diag, OrderedProduct, latex
+from .cells import symbols
+from .theorem import SigmaMax, SpectralRadius
 
 __all__ = ["Imprecision", "imprecisions", "transient_growth_norms", "factoring_witness"]
 

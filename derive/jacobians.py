@@ -1,6 +1,6 @@
 """Step and input Jacobians of a cell, derived by gradproof's chain rule (MATH.md §1, §3, §4).
 
->>> from derive import RNN, step_jacobian, latex
+>>> from gradproof.derive import RNN, step_jacobian, latex
 >>> print(latex(step_jacobian(RNN("tanh")).result))
 \\operatorname{diag}\\left(\\tanh'\\left(z^{(t)}\\right)\\right) W_{h}
 """
@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from derive.algebra import (
+from .algebra import (
     Act,
     JacobianSymbol,
     OneMinus,
@@ -22,7 +22,7 @@ from derive.algebra import (
     latex,
     terms_to_expr,
 )
-from derive.cells import Cell, cell as _cell
+from .cells import Cell, cell as _cell
 
 __all__ = [
     "Step",

@@ -13,7 +13,7 @@ The proof is generated from the cell's derived step Jacobian, not written out pe
   :math:`\operatorname{diag}(z_t)` in PyTorch's form), whose product along the sequence is the
   "shortcut" of the lecture and only a truncation of the total derivative (MATH.md §3).
 
->>> from derive import pascanu_bound
+>>> from gradproof.derive import pascanu_bound
 >>> thm = pascanu_bound("rnn-sigmoid")
 >>> thm.gamma, thm.threshold
 (1/4, 4)
@@ -27,10 +27,10 @@ from functools import lru_cache
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from derive.activations import activation, gamma as _gamma
-from derive.algebra import ActPrime, Diag, JacobianSymbol, OrderedProduct
-from derive.cells import Cell, cell as _cell
-from derive.jacobians import Step, state_symbols, step_jacobian
+from .activations import activation, gamma as _gamma
+from .algebra import ActPrime, Diag, JacobianSymbol, OrderedProduct
+from .cells import Cell, cell as _cell
+from .jacobians import Step, state_symbols, step_jacobian
 
 __all__ = [
     "Norm",

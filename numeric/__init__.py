@@ -1,7 +1,7 @@
 """gradproof.numeric — the derived formulas evaluated on numbers, checked against references.
 
 >>> import numpy as np
->>> from numeric import init, random_sequence, gradient_profile
+>>> from gradproof.numeric import init, random_sequence, gradient_profile
 >>> p = init("rnn-tanh", hidden=4, inputs=2, seed=0, spectral_norm=0.5)
 >>> prof = gradient_profile("rnn-tanh", p, random_sequence(50, 2, seed=0))
 >>> bool(prof.log_spectral[0] < 50 * np.log(0.5) + 1e-9)   # the bound η^{T} with γ = 1
@@ -13,14 +13,14 @@ import it when first used.
 
 from typing import Any
 
-from numeric.clipping import clip_by_norm, clip_by_value
-from numeric.gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
-from numeric.initialization import init, random_sequence
-from numeric.profile import GradientProfile
-from numeric.references import REFERENCES, get_reference
-from numeric.regime import Regime, bound_profile, regime
-from numeric.trajectory import Trajectory, unroll
-from numeric.verify import Verification, verify
+from .clipping import clip_by_norm, clip_by_value
+from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
+from .initialization import init, random_sequence
+from .profile import GradientProfile
+from .references import REFERENCES, get_reference
+from .regime import Regime, bound_profile, regime
+from .trajectory import Trajectory, unroll
+from .verify import Verification, verify
 
 __all__ = [
     "init",
@@ -51,7 +51,7 @@ _TORCH = {"from_torch", "to_torch", "load_torch_model"}
 
 def __getattr__(name: str) -> Any:
     if name in _TORCH:
-        from numeric import convert
+        from . import convert
 
         return getattr(convert, name)
     raise AttributeError(f"module 'numeric' has no attribute {name!r}")

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import sympy
 
-from derive.cliff import CliffModel, Sigma, SigmaPrime, b, w, x_N, x_prev
-from derive.errors import GradproofError
+from ..derive.cliff import CliffModel, Sigma, SigmaPrime, b, w, x_N, x_prev
+from ..derive.errors import GradproofError
 
 __all__ = [
     "Surface",
@@ -79,7 +79,7 @@ class _Compiled:
 
 @lru_cache(maxsize=8)
 def _compile(model: CliffModel) -> _Compiled:
-    from derive.activations import activation
+    from ..derive.activations import activation
 
     act = activation(model.activation)
     namespace = {Sigma.__name__: act.numpy, SigmaPrime.__name__: act.numpy_derivative}
@@ -331,7 +331,7 @@ def sgd(
     -------
     SGDRun
     """
-    from numeric.clipping import clip_by_norm
+    from .clipping import clip_by_norm
 
     try:
         p = np.array([float(v) for v in start], dtype=np.float64)

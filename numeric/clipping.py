@@ -19,8 +19,8 @@ from typing import Any, Union
 import numpy as np
 import sympy
 
-from derive.clipping import NormClipping, ValueClipping
-from derive.errors import GradproofError
+from ..derive.clipping import NormClipping, ValueClipping
+from ..derive.errors import GradproofError
 
 __all__ = [
     "ClipResult",

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from derive.algebra import M, N, Act, ActPrime, Diag, JacobianSymbol, OneMinus, Square
-from derive.bptt import ParameterGradient, parameter_gradients, site_symbol
-from derive.cells import Cell, cell as _cell
-from derive.errors import GradproofError
-from derive.jacobians import Derivation, input_jacobian, step_jacobian
+from ..derive.algebra import M, N, Act, ActPrime, Diag, JacobianSymbol, OneMinus, Square
+from ..derive.bptt import ParameterGradient, parameter_gradients, site_symbol
+from ..derive.cells import Cell, cell as _cell
+from ..derive.errors import GradproofError
+from ..derive.jacobians import Derivation, input_jacobian, step_jacobian
 
 __all__ = ["CompiledCell", "compile_cell", "compile_expression", "plain_name", "site_symbol", "Env"]
 

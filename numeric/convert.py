@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from derive.cells import GRU, LSTM, RNN, Cell
-from derive.errors import GradproofError
-from numeric.initialization import check_parameters, resolve_cell
+from ..derive.cells import GRU, LSTM, RNN, Cell
+from ..derive.errors import GradproofError
+from .initialization import check_parameters, resolve_cell
 
 __all__ = ["to_torch", "from_torch", "load_torch_model", "TORCH_CELLS"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from derive.errors import GradproofError
-from numeric.regime import check_square_matrix
+from ..derive.errors import GradproofError
+from .regime import check_square_matrix
 
 __all__ = [
     "TransientGrowth",

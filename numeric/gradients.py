@@ -18,13 +18,13 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import sympy as sp
 
-from derive.algebra import Diag
-from derive.cells import Cell
-from derive.errors import GradproofError
-from derive.jacobians import Derivation, step_jacobian
-from numeric.compiled import compile_cell, compile_expression, site_symbol
-from numeric.profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
-from numeric.trajectory import Trajectory, unroll
+from ..derive.algebra import Diag
+from ..derive.cells import Cell
+from ..derive.errors import GradproofError
+from ..derive.jacobians import Derivation, step_jacobian
+from .compiled import compile_cell, compile_expression, site_symbol
+from .profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
+from .trajectory import Trajectory, unroll
 
 __all__ = [
     "step_jacobians",
@@ -56,7 +56,7 @@ def step_jacobians(
         formula of your own with the same machinery). Only the step Jacobians use it.
 
     >>> import numpy as np
-    >>> from numeric import init
+    >>> from gradproof.numeric import init
     >>> p = init("rnn-tanh", hidden=2, inputs=1, seed=0)
     >>> step_jacobians("rnn-tanh", p, np.zeros((3, 1))).shape
     (3, 2, 2)

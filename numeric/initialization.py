@@ -29,8 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from derive.cells import Cell, cell as _cell
-from derive.errors import GradproofError
+from ..derive.cells import Cell, cell as _cell
+from ..derive.errors import GradproofError
 
 __all__ = [
     "init",

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 __all__ = ["GradientProfile", "log_norm_profile", "log_norm_profile_rnn"]
 

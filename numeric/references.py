@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from derive.cells import Cell
-from derive.errors import GradproofError
-from numeric.compiled import compile_cell
-from numeric.trajectory import _run, prepare, unroll
+from ..derive.cells import Cell
+from ..derive.errors import GradproofError
+from .compiled import compile_cell
+from .trajectory import _run, prepare, unroll
 
 __all__ = [
     "Reference",
@@ -163,7 +163,7 @@ class FiniteDifferenceReference(_Perturbation):
 def _torch(name: str) -> Callable[[], Reference]:
     def make() -> Reference:
         try:
-            from numeric import torch_reference
+            from . import torch_reference
         except ImportError:
             raise GradproofError(
                 f"the {name!r} reference needs PyTorch: pip install torch==2.13.0 "

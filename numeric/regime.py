@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from derive.activations import Activation
-    from derive.cells import Cell
+    from ..derive.activations import Activation
+    from ..derive.cells import Cell
 
 __all__ = [
     "Regime",
@@ -73,7 +73,7 @@ def resolve_activation(activation: str | Activation) -> Activation:
         or an already built activation.
     """
     if isinstance(activation, str):
-        from derive.activations import activation as make_activation
+        from ..derive.activations import activation as make_activation
 
         return make_activation(activation)
     if hasattr(activation, "gamma") and hasattr(activation, "numpy_derivative"):
@@ -631,7 +631,7 @@ def model_regime(
     -------
     ModelRegime
     """
-    from derive.cells import cell as make_cell
+    from ..derive.cells import cell as make_cell
 
     c = make_cell(cell) if isinstance(cell, str) else cell
     if not isinstance(params, Mapping):

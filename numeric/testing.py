@@ -1,7 +1,7 @@
 """Helpers for your own test suite: a Jacobian assertion and Hypothesis strategies.
 
 >>> import numpy as np
->>> from numeric.testing import assert_jacobian_close
+>>> from gradproof.numeric.testing import assert_jacobian_close
 >>> J = np.eye(2)[None]
 >>> assert_jacobian_close(J, J)          # passes silently
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from derive.cells import Cell, cell as _cell
-from derive.errors import GradproofError
-from numeric.verify import state_blocks
+from ..derive.cells import Cell, cell as _cell
+from ..derive.errors import GradproofError
+from .verify import state_blocks
 
 __all__ = ["assert_jacobian_close", "parameters", "sequences", "cells"]
 
@@ -107,7 +107,7 @@ def _hypothesis():
 
 def cells(names: Sequence[str] | None = None):
     """A strategy drawing cells (all six command-line cells by default)."""
-    from derive.cells import CELL_NAMES
+    from ..derive.cells import CELL_NAMES
 
     st = _hypothesis()
     return st.sampled_from([_cell(nm) for nm in (names or CELL_NAMES)])
@@ -127,11 +127,11 @@ def parameters(
     spectral norm (largest singular value) or spectral radius by :func:`numeric.init`.
 
     >>> from hypothesis import given, strategies as st
-    >>> from numeric.testing import parameters
+    >>> from gradproof.numeric.testing import parameters
     >>> strategy = parameters("rnn-tanh", hidden=st.integers(1, 8), spectral_norm=0.9)
     """
     st = _hypothesis()
-    from numeric.initialization import init
+    from .initialization import init
 
     def strategy(value: Any, default: Any) -> Any:
         if value is None:

@@ -18,7 +18,7 @@ default; states ``(T + 1, S)`` = s_0 .. s_T; step Jacobians ``(T, S, S)``, entry
 J = Σ_t w_t · h_t with ``loss_weights w: (T, n)``.
 
 >>> import numpy as np
->>> from numeric.initialization import init, random_sequence
+>>> from gradproof.numeric.initialization import init, random_sequence
 >>> p = init("lstm", hidden=2, inputs=3, seed=0)
 >>> xs = random_sequence(5, 3, seed=1)
 >>> TorchReference().step_jacobians("lstm", p, xs).shape
@@ -35,10 +35,10 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from derive.cells import GRU, LSTM, RNN, Cell
-from derive.errors import GradproofError
-from numeric.convert import TORCH_CELLS, to_torch
-from numeric.initialization import check_parameters, resolve_cell
+from ..derive.cells import GRU, LSTM, RNN, Cell
+from ..derive.errors import GradproofError
+from .convert import TORCH_CELLS, to_torch
+from .initialization import check_parameters, resolve_cell
 
 __all__ = [
     "CellLike",

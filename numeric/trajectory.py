@@ -1,8 +1,8 @@
 """Running a cell forward: the trajectory the Jacobians are evaluated along.
 
 >>> import numpy as np
->>> from derive import cell
->>> from numeric import init, unroll
+>>> from gradproof.derive import cell
+>>> from gradproof.numeric import init, unroll
 >>> c = cell("lstm")
 >>> p = init(c, hidden=3, inputs=2, seed=0)
 >>> traj = unroll(c, p, np.ones((5, 2)))
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derive.cells import Cell, cell as _cell
-from derive.errors import GradproofError
-from numeric.compiled import CompiledCell, compile_cell, plain_name
-from numeric.initialization import check_parameters
+from ..derive.cells import Cell, cell as _cell
+from ..derive.errors import GradproofError
+from .compiled import CompiledCell, compile_cell, plain_name
+from .initialization import check_parameters
 
 __all__ = ["Trajectory", "unroll", "prepare"]
 

@@ -1,6 +1,6 @@
 """Every derived quantity against a reference, per step and per block, as a table of errors.
 
->>> from numeric import init, random_sequence, verify
+>>> from gradproof.numeric import init, random_sequence, verify
 >>> p = init("gru", hidden=3, inputs=2, seed=0)
 >>> report = verify("gru", p, random_sequence(6, 2, seed=1), reference="complex-step")
 >>> report.ok
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from derive.cells import Cell
-from derive.jacobians import Derivation
-from numeric.gradients import input_jacobians, parameter_gradients, step_jacobians
-from numeric.references import TOLERANCES, Reference, get_reference
-from numeric.trajectory import prepare
+from ..derive.cells import Cell
+from ..derive.jacobians import Derivation
+from .gradients import input_jacobians, parameter_gradients, step_jacobians
+from .references import TOLERANCES, Reference, get_reference
+from .trajectory import prepare
 
 __all__ = ["Check", "Verification", "verify", "compare", "state_blocks", "GATES"]
 

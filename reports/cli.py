@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 __all__ = ["main", "cli"]
 
@@ -30,7 +30,7 @@ def _register() -> None:
     import importlib
 
     for name in COMMANDS:
-        module = importlib.import_module(f"reports.{name}")
+        module = importlib.import_module(f".{name}", __package__)
         if module.command.name not in cli.commands:
             cli.add_command(module.command)
 

@@ -18,7 +18,7 @@ from typing import Any
 import click
 import numpy as np
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 __all__ = ["command", "analyse_weights", "analyse_torch_model"]
 
@@ -37,7 +37,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _activation(spec: str) -> Any:
-    from numeric.regime import resolve_activation
+    from ..numeric.regime import resolve_activation
 
     try:
         return resolve_activation(spec)
@@ -86,7 +86,7 @@ def _load_weights(path: str) -> np.ndarray:
 
 def analyse_weights(activation: str, path: str) -> Any:
     """The :class:`numeric.regime.Regime` of the matrix in a ``.npy`` file."""
-    from numeric.regime import regime
+    from ..numeric.regime import regime
 
     act = _activation(activation)
     W = _load_weights(path)
@@ -95,8 +95,8 @@ def analyse_weights(activation: str, path: str) -> Any:
 
 def analyse_torch_model(path: str, activation: str | None = None) -> Any:
     """The :class:`numeric.regime.ModelRegime` of a saved single-layer nn.RNN/LSTM/GRU."""
-    from numeric.convert import from_torch, load_torch_model
-    from numeric.regime import model_regime
+    from ..numeric.convert import from_torch, load_torch_model
+    from ..numeric.regime import model_regime
 
     if not os.path.exists(path):
         raise GradproofError(

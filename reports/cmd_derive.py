@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import sympy as sp
 
-from derive import CELL_NAMES, cell, input_jacobian, step_jacobian
-from derive.algebra import latex, text
+from ..derive import CELL_NAMES, cell, input_jacobian, step_jacobian
+from ..derive.algebra import latex, text
 
 __all__ = ["command", "render"]
 

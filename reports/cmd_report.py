@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from derive import CELL_NAMES
-from reports.report import ReportOptions, build_report
+from ..derive import CELL_NAMES
+from .report import ReportOptions, build_report
 
 __all__ = ["command"]
 

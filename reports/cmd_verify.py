@@ -7,9 +7,9 @@ import json
 import click
 from tqdm import tqdm
 
-from derive import CELL_NAMES, cell
-from numeric import init, random_sequence, verify
-from numeric.references import REFERENCES
+from ..derive import CELL_NAMES, cell
+from ..numeric import init, random_sequence, verify
+from ..numeric.references import REFERENCES
 
 __all__ = ["command", "run"]
 

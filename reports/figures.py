@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -58,7 +58,7 @@ from typing import Any
 
 import jinja2
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 __all__ = [
     "BLOCK_KINDS",
@@ -189,7 +189,7 @@ def environment() -> jinja2.Environment:
     :func:`escape_tex`).
     """
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
+        loader=jinja2.PackageLoader(__package__, "templates"),
         block_start_string="((*",
         block_end_string="*))",
         variable_start_string="(((",

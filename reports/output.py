@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from derive.errors import GradproofError
+from ..derive.errors import GradproofError
 
 __all__ = ["MARKER", "AtomicDirectory", "looks_like_report", "to_jsonable", "write_json"]
 

@@ -33,8 +33,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Rectangle
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-from derive.errors import GradproofError
-from reports.figures import style
+from ..derive.errors import GradproofError
+from .figures import style
 
 __all__ = [
     "WIDTH",

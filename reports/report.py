@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from derive.cells import CELL_NAMES, cell
-from derive.errors import GradproofError
-from reports import sections
-from reports.figures import use_style
-from reports.latex import LatexError, compile_pdf, find_engine, render_report
-from reports.output import AtomicDirectory, write_json
+from ..derive.cells import CELL_NAMES, cell
+from ..derive.errors import GradproofError
+from . import sections
+from .figures import use_style
+from .latex import LatexError, compile_pdf, find_engine, render_report
+from .output import AtomicDirectory, write_json
 
 __all__ = ["ReportOptions", "ReportResult", "build_report"]
 

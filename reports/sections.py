@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-import derive
-from derive.algebra import latex, signed_terms
-from derive.jacobians import Step
-from numeric import (
+from .. import derive
+from ..derive.algebra import latex, signed_terms
+from ..derive.jacobians import Step
+from ..numeric import (
     bound_profile,
     gradient_profile,
     init,
@@ -30,9 +30,9 @@ from numeric import (
     unroll,
     verify,
 )
-from reports import plots
-from reports.figures import save
-from reports.latex import escape_tex
+from . import plots
+from .figures import save
+from .latex import escape_tex
 
 __all__ = ["Context", "SECTIONS", "split_equation", "conventions"]
 
@@ -224,7 +224,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
         r"range and the gradient grows (" + escape_tex(exp["regime"]) + ")."
     )))  # fmt: skip
     # Truncated BPTT (MATH.md §7): what each step contributes to ∂J^{(T)}/∂W_h, and what a window drops
-    from numeric.gradients import bptt_contributions
+    from ..numeric.gradients import bptt_contributions
 
     van_p = data["vanishing"]["params"]
     T = 60
@@ -257,7 +257,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     )))  # fmt: skip
 
     # Where the lecture is imprecise
-    from numeric.counterexamples import saturation_growth, transient_growth
+    from ..numeric.counterexamples import saturation_growth, transient_growth
 
     blocks.append({"kind": "subsection", "title": "Where the lecture is imprecise"})
     imp = {i.key: i for i in derive.imprecisions()}
@@ -314,9 +314,9 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
 
 def section_clipping(ctx: Context) -> tuple[dict, dict]:
     """Norm and value clipping, and the cliff of MATH.md §2."""
-    from derive.cliff import cliff_model
-    from derive.clipping import clipping_rules
-    from numeric import cliff, clip_by_norm, clip_by_value
+    from ..derive.cliff import cliff_model
+    from ..derive.clipping import clipping_rules
+    from ..numeric import cliff, clip_by_norm, clip_by_value
 
     rules = clipping_rules()
     g = np.array([3.0, 0.6])
@@ -462,7 +462,7 @@ def _torch_parameter_count(name: str, n: int, m: int) -> int | None:
     if name not in TORCH_NN:
         return None
     try:
-        from numeric.convert import to_torch
+        from ..numeric.convert import to_torch
     except ImportError:
         return None
     module = to_torch(name, init(name, hidden=n, inputs=m, seed=0))
@@ -610,8 +610,8 @@ def _versions() -> str:
 
 
 def section_model(ctx: Context) -> tuple[dict, dict]:
-    from numeric.convert import from_torch, load_torch_model
-    from numeric.regime import model_regime
+    from ..numeric.convert import from_torch, load_torch_model
+    from ..numeric.regime import model_regime
 
     assert ctx.torch_model is not None
     module = load_torch_model(ctx.torch_model)

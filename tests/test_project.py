@@ -51,7 +51,7 @@ def test_derive_and_numeric_import_without_torch():
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'torch' or name.startswith('torch.'): raise ImportError('no torch')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import derive, numeric\n"
+        "from gradproof import derive, numeric\n"
         "import numpy as np\n"
         "p = numeric.init('lstm', hidden=2, inputs=1, seed=0)\n"
         "assert numeric.verify('lstm', p, np.ones((3, 1)), reference='complex-step').ok\n"

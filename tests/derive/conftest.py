@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import sympy as sp
 
-import derive
+from gradproof import derive
 
 __all__ = [
     "ALL_CELLS",

@@ -20,15 +20,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import derive.activations as activations_module
-from derive.activations import (
+import gradproof.derive.activations as activations_module
+from gradproof.derive.activations import (
     BUILTIN_NAMES,
     X,
     Activation,
     activation,
     gamma,
 )
-from derive.errors import GradproofError
+from gradproof.derive.errors import GradproofError
 
 torch.set_default_dtype(torch.float64)
 

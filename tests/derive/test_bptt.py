@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import derive
-from derive import bptt_product, cell, parameter_gradients, step_jacobian
-from derive.algebra import JacobianSymbol, OrderedProduct, explicit
-from derive.equality import difference_is_zero
+from gradproof import derive
+from gradproof.derive import bptt_product, cell, parameter_gradients, step_jacobian
+from gradproof.derive.algebra import JacobianSymbol, OrderedProduct, explicit
+from gradproof.derive.equality import difference_is_zero
 
 from .conftest import ALL_CELLS, D, rational_identity
 

@@ -11,9 +11,9 @@ import dataclasses
 import pytest
 import sympy as sp
 
-import derive
-from derive import GRU, LSTM, RNN, GradproofError, activation, cell
-from derive.equality import difference_is_zero
+from gradproof import derive
+from gradproof.derive import GRU, LSTM, RNN, GradproofError, activation, cell
+from gradproof.derive.equality import difference_is_zero
 
 from .conftest import ALL_CELLS, had, one_minus, sigmoid
 

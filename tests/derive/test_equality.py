@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derive import activation, cell, step_jacobian
-from derive.activations import X
-from derive.equality import abstract_atoms, difference_is_zero
+from gradproof.derive import activation, cell, step_jacobian
+from gradproof.derive.activations import X
+from gradproof.derive.equality import abstract_atoms, difference_is_zero
 
 from .conftest import D, abstract_all_atoms, rational_identity
 

@@ -19,12 +19,12 @@ import time
 import pytest
 import sympy as sp
 
-import derive
-import derive.cells
-import derive.jacobians
-from derive import cell, input_jacobian, latex, step_jacobian
-from derive.algebra import M, N, explicit
-from derive.equality import difference_is_zero
+from gradproof import derive
+import gradproof.derive.cells
+import gradproof.derive.jacobians
+from gradproof.derive import cell, input_jacobian, latex, step_jacobian
+from gradproof.derive.algebra import M, N, explicit
+from gradproof.derive.equality import difference_is_zero
 
 from .conftest import ALL_CELLS, D, by_name, had, one_minus, opaque_environment, square
 

@@ -13,10 +13,10 @@ import pkgutil
 import pytest
 import sympy as sp
 
-import derive
-from derive import cell, input_jacobian, latex, parameter_gradients, step_jacobian
-from derive.algebra import Diag, JacobianSymbol
-from derive.cells import symbols
+from gradproof import derive
+from gradproof.derive import cell, input_jacobian, latex, parameter_gradients, step_jacobian
+from gradproof.derive.algebra import Diag, JacobianSymbol
+from gradproof.derive.cells import symbols
 
 from .conftest import ALL_CELLS, GATED_CELLS
 
@@ -124,7 +124,7 @@ def test_latex_of_plain_nodes():
 # Doctests of every module of derive/
 # ----------------------------------------------------------------------------------------------
 
-MODULES = ["derive"] + [f"derive.{m.name}" for m in pkgutil.iter_modules(derive.__path__)]
+MODULES = ["gradproof.derive"] + [f"gradproof.derive.{m.name}" for m in pkgutil.iter_modules(derive.__path__)]
 
 
 @pytest.mark.parametrize("module_name", MODULES)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import derive
-from derive.algebra import ActPrime, Diag, OneMinus, latex
-from derive.cells import symbols
-from derive.corrections import factoring_witness, transient_growth_norms
-from derive.theorem import MaxAbs, Norm, SigmaMax, direct_path, norm_bound
+from gradproof import derive
+from gradproof.derive.algebra import ActPrime, Diag, OneMinus, latex
+from gradproof.derive.cells import symbols
+from gradproof.derive.corrections import factoring_witness, transient_growth_norms
+from gradproof.derive.theorem import MaxAbs, Norm, SigmaMax, direct_path, norm_bound
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import pytest
 import sympy
 import torch
 
-from derive.cliff import CliffModel, Sigma, SigmaPrime, b, w, x_prev
-from derive.errors import GradproofError
-from numeric.cliff import (
+from gradproof.derive.cliff import CliffModel, Sigma, SigmaPrime, b, w, x_prev
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.cliff import (
     DEFAULT_LR,
     DEFAULT_THRESHOLD,
     compare_clipping,

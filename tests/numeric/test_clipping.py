@@ -17,9 +17,9 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from derive.clipping import Norm, NormClipping, ValueClipping, clipping_rules
-from derive.errors import GradproofError
-from numeric.clipping import (
+from gradproof.derive.clipping import Norm, NormClipping, ValueClipping, clipping_rules
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.clipping import (
     TORCH_EPS,
     clip_by_norm,
     clip_by_value,

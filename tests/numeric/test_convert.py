@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from derive.cells import cell
-from derive.errors import GradproofError
-from numeric.convert import TORCH_CELLS, from_torch, load_torch_model, to_torch
-from numeric.initialization import init, parameter_shapes, random_sequence
-from numeric.torch_reference import TorchReference
+from gradproof.derive.cells import cell
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.convert import TORCH_CELLS, from_torch, load_torch_model, to_torch
+from gradproof.numeric.initialization import init, parameter_shapes, random_sequence
+from gradproof.numeric.torch_reference import TorchReference
 
 MODULE_OF = {"rnn-tanh": nn.RNN, "rnn-relu": nn.RNN, "lstm": nn.LSTM, "gru-torch": nn.GRU}
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from derive.errors import GradproofError
-from numeric.counterexamples import eigen_vs_singular, saturation_growth, transient_growth
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.counterexamples import eigen_vs_singular, saturation_growth, transient_growth
 
 
 def _half_unit_of_last_digit(quoted: str) -> float:

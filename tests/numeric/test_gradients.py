@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import numeric
-from derive.cells import CELL_NAMES, cell
-from derive.errors import GradproofError
-from numeric.gradients import adjoints
-from numeric.references import TOLERANCES, get_reference
-from numeric.testing import cells, parameters, sequences
+from gradproof import numeric
+from gradproof.derive.cells import CELL_NAMES, cell
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.gradients import adjoints
+from gradproof.numeric.references import TOLERANCES, get_reference
+from gradproof.numeric.testing import cells, parameters, sequences
 
 RTOL = 1e-10  # the acceptance threshold (float64, relative)
 #: absolute floor, as a fraction of the largest entry of the compared quantity: an entry that is a

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from derive.cells import cell
-from derive.errors import GradproofError
-from numeric.initialization import check_parameters, init, random_sequence, recurrent_names
+from gradproof.derive.cells import cell
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.initialization import check_parameters, init, random_sequence, recurrent_names
 
 N, M = 5, 3
 

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import numeric.profile as profile_module
-from derive.errors import GradproofError
-from numeric.profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
+import gradproof.numeric.profile as profile_module
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
 
 RAISE = {"all": "raise"}
 
@@ -324,8 +324,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
-    from numeric import gradient_profile, init, random_sequence
-    from numeric.profile import log_norm_profile_rnn
+    from gradproof.numeric import gradient_profile, init, random_sequence
+    from gradproof.numeric.profile import log_norm_profile_rnn
 
     T, S = 100_000, 64
     rng = np.random.default_rng(0)

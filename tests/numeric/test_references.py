@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import numeric
-from derive.cells import CELL_NAMES, RNN, cell
-from derive.errors import GradproofError
-from numeric.references import (
+from gradproof import numeric
+from gradproof.derive.cells import CELL_NAMES, RNN, cell
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.references import (
     REFERENCES,
     TOLERANCES,
     ComplexStepReference,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive.errors import GradproofError
-from numeric.regime import (
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.regime import (
     BOUNDARY,
     EXPLODING,
     VANISHING,
@@ -164,7 +164,7 @@ def test_bad_activation_object() -> None:
 )
 def test_every_step_jacobian_is_below_eta(seed: int, scale: float, act: str) -> None:
     """‖D(σ'(z)) W‖₂ ≤ η for any z (MATH.md §1, the theorem's one-step bound)."""
-    from derive.activations import activation
+    from gradproof.derive.activations import activation
 
     rng = np.random.default_rng(seed)
     W = scale * rng.standard_normal((3, 3))

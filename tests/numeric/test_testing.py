@@ -18,12 +18,12 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import numeric
-from derive.algebra import Diag, hadamard
-from derive.cells import CELL_NAMES
-from derive.jacobians import step_jacobian
-from numeric.references import get_reference
-from numeric.testing import assert_jacobian_close, cells, parameters, sequences
+from gradproof import numeric
+from gradproof.derive.algebra import Diag, hadamard
+from gradproof.derive.cells import CELL_NAMES
+from gradproof.derive.jacobians import step_jacobian
+from gradproof.numeric.references import get_reference
+from gradproof.numeric.testing import assert_jacobian_close, cells, parameters, sequences
 
 HYPOTHESIS = settings(
     max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -205,19 +205,19 @@ def test_parameters_without_norm_are_the_default_init() -> None:
 
 # -- doctests ----------------------------------------------------------------------------------------
 DOCTEST_MODULES = [
-    "numeric",
-    "numeric.trajectory",
-    "numeric.gradients",
-    "numeric.verify",
-    "numeric.testing",
-    "numeric.references",
-    "numeric.initialization",
-    "derive",
-    "derive.jacobians",
-    "derive.algebra",
-    "derive.cells",
-    "derive.activations",
-    "derive.bptt",
+    "gradproof.numeric",
+    "gradproof.numeric.trajectory",
+    "gradproof.numeric.gradients",
+    "gradproof.numeric.verify",
+    "gradproof.numeric.testing",
+    "gradproof.numeric.references",
+    "gradproof.numeric.initialization",
+    "gradproof.derive",
+    "gradproof.derive.jacobians",
+    "gradproof.derive.algebra",
+    "gradproof.derive.cells",
+    "gradproof.derive.activations",
+    "gradproof.derive.bptt",
 ]
 
 
@@ -226,5 +226,5 @@ def test_doctests(module: str) -> None:
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {module}"
-    if module in ("numeric", "numeric.trajectory", "numeric.gradients", "numeric.verify", "numeric.testing"):
+    if module.removeprefix("gradproof.") in ("numeric", "numeric.trajectory", "numeric.gradients", "numeric.verify", "numeric.testing"):
         assert result.attempted > 0, f"{module} has no doctest"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import derive
-from numeric import bound_profile, gradient_profile, init, random_sequence, step_jacobians, unroll
+from gradproof import derive
+from gradproof.numeric import bound_profile, gradient_profile, init, random_sequence, step_jacobians, unroll
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 
@@ -88,7 +88,7 @@ def test_bound_is_not_vacuous_for_a_normal_matrix_near_zero(s):
 @pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru-torch"])
 def test_bptt_contributions_are_the_norms_of_the_terms_that_sum_to_the_gradient(name):
     # MATH.md §7: truncated BPTT drops the terms of the sum ∂J/∂W = Σ_t G_tᵀ λ_t v_tᵀ with t < T - τ.
-    from numeric.gradients import bptt_contributions, parameter_gradients
+    from gradproof.numeric.gradients import bptt_contributions, parameter_gradients
 
     p = init(name, hidden=3, inputs=2, seed=5)
     xs = random_sequence(12, 2, seed=6)

@@ -12,12 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from derive.cells import CELL_NAMES, cell
-from derive.errors import GradproofError
-from numeric.convert import TORCH_CELLS
-from numeric.initialization import init, random_sequence
-from numeric.references import REFERENCES, get_reference
-from numeric.torch_reference import TorchModuleReference, TorchReference
+from gradproof.derive.cells import CELL_NAMES, cell
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.convert import TORCH_CELLS
+from gradproof.numeric.initialization import init, random_sequence
+from gradproof.numeric.references import REFERENCES, get_reference
+from gradproof.numeric.torch_reference import TorchModuleReference, TorchReference
 
 N, M, T = 3, 2, 6
 H = 1e-6

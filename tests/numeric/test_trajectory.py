@@ -14,11 +14,11 @@ import math
 import numpy as np
 import pytest
 
-import numeric
-from derive.cells import CELL_NAMES, cell
-from derive.errors import GradproofError
-from numeric.references import get_reference
-from numeric.trajectory import Trajectory
+from gradproof import numeric
+from gradproof.derive.cells import CELL_NAMES, cell
+from gradproof.derive.errors import GradproofError
+from gradproof.numeric.references import get_reference
+from gradproof.numeric.trajectory import Trajectory
 
 RAISE = {"all": "raise"}
 TORCH_NN_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru-torch")

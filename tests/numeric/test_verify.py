@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import numeric
-from derive.algebra import Diag, hadamard
-from derive.cells import CELL_NAMES, cell
-from derive.errors import GradproofError
-from derive.jacobians import Derivation, step_jacobian
-from numeric.references import get_reference
-from numeric.verify import GATES, Check, Verification, compare, gate_of, state_blocks
+from gradproof import numeric
+from gradproof.derive.algebra import Diag, hadamard
+from gradproof.derive.cells import CELL_NAMES, cell
+from gradproof.derive.errors import GradproofError
+from gradproof.derive.jacobians import Derivation, step_jacobian
+from gradproof.numeric.references import get_reference
+from gradproof.numeric.verify import GATES, Check, Verification, compare, gate_of, state_blocks
 
 RTOL, ATOL = 1e-10, 1e-13  # numeric.references.TOLERANCES["torch"], the 1e-10
 
@@ -143,7 +143,7 @@ def test_a_formula_with_an_unknown_node_is_a_clear_error() -> None:
 
     import sympy as sp
 
-    from derive import step_jacobian
+    from gradproof.derive import step_jacobian
 
     d = step_jacobian("rnn-tanh")
     odd = dataclasses.replace(d, result=sp.MatMul(d.result, sp.Inverse(d.result.args[1])))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from derive import CELL_NAMES
-from reports.cli import main
+from gradproof.derive import CELL_NAMES
+from gradproof.reports.cli import main
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -89,7 +89,7 @@ def test_verify_torch_nn_skips_cells_without_a_module(capsys):
 
 def test_verify_exit_1_when_a_quantity_is_out_of_tolerance(capsys, monkeypatch):
     # A reference that is wrong by 1e-6 on the step Jacobians: verify must say so and exit 1.
-    from numeric import references
+    from gradproof.numeric import references
 
     class Shifted(references.ComplexStepReference):
         name = "complex-step"

@@ -11,8 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from derive.errors import GradproofError
-from reports.cmd_bound import command
+from gradproof.derive.errors import GradproofError
+from gradproof.reports.cmd_bound import command
 
 
 def _save(tmp_path: Path, name: str, array: np.ndarray) -> str:
@@ -35,7 +35,7 @@ def _json(args: list[str]) -> dict:
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from reports.cli import main
+    from gradproof.reports.cli import main
 
     code = main(["bound", *args])
     captured = capsys.readouterr()

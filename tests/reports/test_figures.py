@@ -11,8 +11,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from derive.errors import GradproofError
-from reports import figures
+from gradproof.derive.errors import GradproofError
+from gradproof.reports import figures
 
 
 @pytest.fixture(autouse=True)

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from derive.errors import GradproofError
-from reports import figures, latex
-from reports.latex import (
+from gradproof.derive.errors import GradproofError
+from gradproof.reports import figures, latex
+from gradproof.reports.latex import (
     LatexError,
     LatexNotFound,
     compile_pdf,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from derive.errors import GradproofError
-from reports import output
-from reports.output import MARKER, AtomicDirectory, looks_like_report, to_jsonable, write_json
+from gradproof.derive.errors import GradproofError
+from gradproof.reports import output
+from gradproof.reports.output import MARKER, AtomicDirectory, looks_like_report, to_jsonable, write_json
 
 
 def tree(path: Path) -> dict[str, str]:

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from derive.errors import GradproofError
-from reports import figures, plots
+from gradproof.derive.errors import GradproofError
+from gradproof.reports import figures, plots
 
 LN10 = math.log(10.0)
 RNG_SEED = 20130616  # any fixed seed: the data below only has to look like the real profiles

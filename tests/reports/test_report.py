@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import derive
-from reports import sections
-from reports.figures import is_valid_image
-from reports.report import ReportOptions, build_report
+from gradproof import derive
+from gradproof.reports import sections
+from gradproof.reports.figures import is_valid_image
+from gradproof.reports.report import ReportOptions, build_report
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_results_json_holds_the_numbers(report):
 
 
 def test_no_overfull_boxes_that_hide_content(report):
-    from reports.latex import overfull_boxes
+    from gradproof.reports.latex import overfull_boxes
 
     assert overfull_boxes(report / "report.log", min_pt=10.0) == []
 
