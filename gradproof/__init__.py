@@ -25,7 +25,16 @@ from __future__ import annotations
 
 import importlib
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+# In a source checkout the three layers are the folders beside this one (pyproject.toml maps them
+# into the package when it is installed). Let them be found there too, so ``python -m gradproof``
+# from a clone works whether or not the clone itself is the installed copy. An installed wheel has
+# no pyproject.toml beside it, so nothing changes there.
+_SOURCE_TREE = Path(__file__).resolve().parent.parent
+if (_SOURCE_TREE / "pyproject.toml").is_file() and (_SOURCE_TREE / "derive" / "__init__.py").is_file():
+    __path__.append(str(_SOURCE_TREE))  # type: ignore[name-defined]
 
 try:
     __version__: str = metadata.version("gradproof")
