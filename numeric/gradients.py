@@ -25,6 +25,7 @@ from ..derive.jacobians import Derivation, step_jacobian
 from .compiled import compile_cell, compile_expression, site_symbol
 from .profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
 from .trajectory import Trajectory, unroll
+from .threads import single_blas_thread
 
 __all__ = [
     "step_jacobians",
@@ -83,6 +84,7 @@ def _loss_weights(loss_weights: object, T: int, n: int) -> np.ndarray:
     return w
 
 
+@single_blas_thread
 def adjoints(jacobians: np.ndarray, weights: np.ndarray, hidden: int) -> np.ndarray:
     r"""λ_t = ∂J/∂s_t for t = 1 … T, shape (T, S), from the backward recursion
 
@@ -174,6 +176,7 @@ def _diag_times_parameter(result: sp.Expr) -> tuple[sp.Expr, str] | None:
     return None
 
 
+@single_blas_thread
 def gradient_profile(
     cell: Cell | str,
     params: Mapping[str, np.ndarray],

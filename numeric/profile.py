@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..derive.errors import GradproofError
+from .threads import single_blas_thread
 
 __all__ = ["GradientProfile", "log_norm_profile", "log_norm_profile_rnn"]
 
@@ -256,6 +257,7 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
+@single_blas_thread
 def log_norm_profile(
     reversed_jacobians: Iterable[np.ndarray], T: int, *, size: int
 ) -> GradientProfile:  # noqa: N803
@@ -398,6 +400,7 @@ def log_norm_profile(
         raise _overflow_error(exc) from exc
 
 
+@single_blas_thread
 def log_norm_profile_rnn(d: np.ndarray, W: np.ndarray) -> GradientProfile:  # noqa: N803
     r"""The profile of a vanilla RNN, whose step Jacobians are :math:`J_t = D(d_{t-1}) W`.
 

@@ -21,6 +21,7 @@ from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
 from .compiled import CompiledCell, compile_cell, plain_name
 from .initialization import check_parameters
+from .threads import single_blas_thread
 
 __all__ = ["Trajectory", "unroll", "prepare"]
 
@@ -101,6 +102,7 @@ def prepare(
     return c, p, xs_a, s0_a, n, m
 
 
+@single_blas_thread
 def unroll(
     cell: Cell | str, params: Mapping[str, np.ndarray], xs: object, s0: object | None = None
 ) -> Trajectory:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import gradproof.numeric.profile as profile_module
 from gradproof.derive.errors import GradproofError
+from gradproof.numeric import gradient_profile, init
 from gradproof.numeric.profile import GradientProfile, log_norm_profile, log_norm_profile_rnn
 
 RAISE = {"all": "raise"}
@@ -436,3 +437,30 @@ def test_bad_input_raises_gradproof_error(call, message: str) -> None:  # noqa: 
 def test_doctests_pass() -> None:
     result = doctest.testmod(profile_module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_the_per_step_loops_run_with_one_blas_thread(monkeypatch):
+    """numeric/threads.py: inside the profile's loop BLAS has one thread; the setting is restored."""
+    import threadpoolctl
+
+    import gradproof.numeric.profile as profile_mod
+
+    def blas_threads() -> dict[str, int]:
+        return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[int] = []
+    real = profile_mod._top_eigenvalue
+
+    def spy(*args, **kwargs):
+        seen.extend(blas_threads().values())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(profile_mod, "_top_eigenvalue", spy)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        p = init("lstm", hidden=3, inputs=2, seed=0)
+        gradient_profile("lstm", p, np.ones((6, 2)))
+        after = blas_threads()
+    assert seen and set(seen) == {1}
+    assert before and set(before.values()) == {2}
+    assert {path: after[path] for path in before} == before
