@@ -7,7 +7,8 @@ autograd, in float64; :mod:`derive.cells` supplies only names, shapes and an RNN
 Two references, same methods, numpy in and numpy out:
 
 * :class:`TorchReference` (``"torch"``): :func:`torch_step`, a hand-written step for every cell
-  (``rnn-*``, ``lstm``, ``gru``, ``gru-torch``); Jacobians by ``torch.func.jacrev`` over ``vmap``.
+  (``rnn-*``, ``lstm``, ``gru``, ``gru-torch``); Jacobians by reverse-mode autograd, one pass
+  per output row for all steps at once.
 * :class:`TorchModuleReference` (``"torch.nn"``): the real ``nn.RNN``/``LSTM``/``GRU`` built by
   :func:`numeric.convert.to_torch` (cells ``rnn-tanh rnn-relu lstm gru-torch``); Jacobians of a
   one-step call of the module, gradients by backward through the module.
@@ -200,11 +201,18 @@ class TorchReference:
         with torch.no_grad():
             states = self._states(p, P)
 
-        def step(s: Tensor, x: Tensor) -> Tensor:
-            return torch_step(p.cell, P, s, x)
-
-        jac = torch.func.vmap(torch.func.jacrev(step, argnums=argnum))(states[:-1], p.xs)
-        return _np(jac)
+        # Step t depends only on (s_{t-1}, x_t), so one reverse pass per output row i of the summed
+        # outputs Σ_t s_t[i] gives row i of every step's Jacobian at once: S passes in all. Plain
+        # autograd, not torch.func: jacrev loads torch._dynamo, over a second of start-up here.
+        s_in = states[:-1].clone().requires_grad_(argnum == 0)
+        x_in = p.xs.clone().requires_grad_(argnum == 1)
+        wrt = s_in if argnum == 0 else x_in
+        out = torch.stack([torch_step(p.cell, P, s_in[t], x_in[t]) for t in range(p.T)])
+        rows = []
+        for i in range(out.shape[1]):
+            (g,) = torch.autograd.grad(out[:, i].sum(), wrt, retain_graph=True, allow_unused=True)
+            rows.append(torch.zeros_like(wrt) if g is None else g)
+        return _np(torch.stack(rows, dim=1))  # (T, S, S) or (T, S, inputs)
 
     def step_jacobians(
         self, cell: CellLike, params: Params, xs: ArrayLike, s0: ArrayLike | None = None
