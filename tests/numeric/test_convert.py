@@ -234,11 +234,27 @@ BAD_FILES = [
     pytest.param(lambda d: _save(nn.GRU(2, 3), d), "such as a whole nn.Module", id="whole-module"),
     pytest.param(lambda d: _save(torch.zeros(3), d), "holds a Tensor", id="tensor"),
     pytest.param(lambda d: _save(_sd(nn.Linear(2, 3)), d), "not the state_dict", id="linear"),
-    pytest.param(lambda d: _save(_sd(nn.LSTM(2, 3, num_layers=2)), d), "multi-layer", id="two-layers"),
     pytest.param(
-        lambda d: _save(_sd(nn.GRU(2, 3, bidirectional=True)), d), "bidirectional", id="bidirectional"
+        lambda d: _save(_sd(nn.LSTM(2, 3, num_layers=2)) | {"weight_ih_l1": torch.zeros(12, 4)}, d),
+        "mismatched layer shapes: weight_ih_l1 must have shape \\(12, 3\\)",
+        id="layer-shapes",
     ),
-    pytest.param(lambda d: _save(_sd(nn.LSTM(2, 3, proj_size=2)), d), "projections", id="proj"),
+    pytest.param(
+        lambda d: _save(_sd(nn.GRU(2, 3, bidirectional=True)) | {"weight_hh_l0_reverse": torch.zeros(9, 2)}, d),
+        "mismatched layer shapes: weight_hh_l0_reverse",
+        id="reverse-shapes",
+    ),
+    pytest.param(
+        lambda d: _save({k: v for k, v in _sd(nn.RNN(2, 3, bidirectional=True)).items() if k != "weight_hh_l0_reverse"}, d),
+        "not the state_dict",
+        id="reverse-missing",
+    ),
+    pytest.param(
+        lambda d: _save({k: v for k, v in _sd(nn.RNN(2, 3, num_layers=2)).items() if k != "bias_ih_l1"}, d),
+        "not the state_dict",
+        id="bias-missing-in-one-layer",
+    ),
+    pytest.param(lambda d: _save(_sd(nn.LSTM(2, 3, proj_size=2)), d), "proj_size != 0 is not supported yet", id="proj"),
     pytest.param(
         lambda d: _save({"type": "lstm", "state_dict": _sd(nn.GRU(2, 3))}, d),
         "says type='lstm'",
