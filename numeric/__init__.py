@@ -23,6 +23,8 @@ from .sensitivity import input_sensitivity
 from .stacked import (
     StackedModel,
     StackedTrajectory,
+    StackRegime,
+    stack_regime,
     depth_profile,
     input_output_jacobians,
     layer_input_jacobians,
@@ -65,6 +67,8 @@ __all__ = [
     "time_profiles",
     "depth_profile",
     "input_sensitivity",
+    "StackRegime",
+    "stack_regime",
 ]
 
 _TORCH = {"from_torch", "to_torch", "load_torch_model", "from_torch_stacked"}
