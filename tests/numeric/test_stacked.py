@@ -218,3 +218,26 @@ def test_bad_models() -> None:
         unroll_stacked(model, np.ones((3, 2)))
     with pytest.raises(GradproofError, match="output_step"):
         depth_profile(model, np.ones((3, 3)), output_step=4)
+
+
+@pytest.mark.parametrize("name", ["rnn-tanh", "rnn-relu"])
+def test_the_whole_stack_bound_holds_on_the_grid(name: str) -> None:
+    # stack_regime's claim: ||do_T/ds^l_t|| <= C(k + L-1-l, L-1-l) eta_max^k eta_depth^(L-1-l), k = T - t
+    from math import comb
+
+    from gradproof.numeric import stack_regime
+
+    L, T = 3, 6
+    model = StackedModel.init(name, hidden=4, inputs=2, num_layers=L, seed=7, spectral_norm=0.8)
+    sr = stack_regime(model)
+    assert sr.verdict == "vanishing guaranteed" and sr.eta_time == pytest.approx(0.8, rel=1e-12)
+    assert sr.eta_depth is not None and sr.eta_depth > 0
+    xs = np.random.default_rng(7).normal(size=(T, 2))
+    grid = depth_profile(model, xs)
+    for l in range(L):
+        for t in range(1, T + 1):
+            k, up = T - t, L - 1 - l
+            bound = comb(k + up, up) * sr.eta_time**k * sr.eta_depth**up
+            assert grid[l, 0, t - 1] <= bound * (1 + 1e-12), (l, t)
+    loud = StackedModel.init(name, hidden=4, inputs=2, num_layers=L, seed=7, spectral_norm=1.5)
+    assert stack_regime(loud).verdict == "exploding possible"
