@@ -683,7 +683,8 @@ def _section_stacked_model(ctx: Context, user: Any) -> tuple[dict, dict]:
          "rows": rows, "align": "llrrrrl", "long": True,
          "caption": "The theorem's verdict for each recurrent block of every layer and direction."},
         {"kind": "text", "text": escape_tex(sr.explanation[0].upper() + sr.explanation[1:])},
-        _fig(ctx, plots.gate_regimes([f"{lab}: {k}" for lab, k, _ in main], [r.sigma_max for _, _, r in main],
+        _fig(ctx, plots.gate_regimes([lab.replace("forward", "fwd").replace("reverse", "rev") + f"\n${k[0]}_{{{k[2:]}}}$"
+                                      for lab, k, _ in main], [r.sigma_max for _, _, r in main],
                                      [1 / r.gamma for _, _, r in main]), "model_gates",
              r"$\sigma_{\max}$ of the headline recurrent block of every layer and direction against $1/\gamma$."),
         _fig(ctx, plots.decay_comparison(curves, ylabel=r"$\|\partial s_T/\partial s_t\|_2$"), "model_profile",
