@@ -189,7 +189,8 @@ def _stack_table(m: Any, path: str) -> list[str]:
                          f"<= {_num(mr.direct_path.retain_upper)} at zero input")  # fmt: skip
     lines.append(f"  {m.explanation}")
     if m.eta_depth is not None:
-        lines.append(f"  depth steps: gamma*sigma_max(W_x) <= {_num(m.eta_depth)} over layers 1..{m.num_layers - 1}")
+        over = "layer 1" if m.num_layers == 2 else f"layers 1..{m.num_layers - 1}"
+        lines.append(f"  depth steps: gamma*sigma_max(W_x) <= {_num(m.eta_depth)} over {over}")
     return lines
 
 
