@@ -37,6 +37,7 @@ l ≥ 1 reads n (or 2n when bidirectional) inputs.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -230,7 +231,8 @@ def as_stacked_model(model: Any) -> StackedModel:
     """A StackedModel, or the one read (float64) from a ``torch.nn.RNN/LSTM/GRU`` module."""
     if isinstance(model, StackedModel):
         return model
-    if type(model).__module__.startswith("torch"):
+    torch = sys.modules.get("torch")  # a torch module exists only if torch is already imported
+    if torch is not None and isinstance(model, torch.nn.Module):
         from .convert import from_torch_stacked
 
         return from_torch_stacked(model)
