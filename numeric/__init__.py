@@ -7,7 +7,7 @@
 >>> bool(prof.log_spectral[0] < 50 * np.log(0.5) + 1e-9)   # the bound η^{T} with γ = 1
 True
 
-PyTorch is optional: ``from_torch``, ``to_torch``, ``load_torch_model`` and the ``torch`` references
+PyTorch is optional: ``from_torch``, ``from_torch_stacked``, ``to_torch``, ``load_torch_model`` and the ``torch`` references
 import it when first used.
 """
 
@@ -19,6 +19,19 @@ from .initialization import init, random_sequence
 from .profile import GradientProfile
 from .references import REFERENCES, get_reference
 from .regime import Regime, bound_profile, regime
+from .sensitivity import input_sensitivity
+from .stacked import (
+    StackedModel,
+    StackedTrajectory,
+    StackRegime,
+    stack_regime,
+    depth_profile,
+    input_output_jacobians,
+    layer_input_jacobians,
+    stacked_step_jacobians,
+    time_profiles,
+    unroll_stacked,
+)
 from .trajectory import Trajectory, unroll
 from .verify import Verification, verify
 
@@ -44,9 +57,21 @@ __all__ = [
     "from_torch",
     "to_torch",
     "load_torch_model",
+    "from_torch_stacked",
+    "StackedModel",
+    "StackedTrajectory",
+    "unroll_stacked",
+    "stacked_step_jacobians",
+    "layer_input_jacobians",
+    "input_output_jacobians",
+    "time_profiles",
+    "depth_profile",
+    "input_sensitivity",
+    "StackRegime",
+    "stack_regime",
 ]
 
-_TORCH = {"from_torch", "to_torch", "load_torch_model"}
+_TORCH = {"from_torch", "to_torch", "load_torch_model", "from_torch_stacked"}
 
 
 def __getattr__(name: str) -> Any:

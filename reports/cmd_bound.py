@@ -4,7 +4,8 @@
 
     gradproof bound --activation tanh --weights W.npy [--json]
     gradproof bound --torch-model lstm.pt [--json]
-    gradproof bound --activation relu --torch-model rnn.pt      # nn.RNN state_dicts omit tanh/relu
+    gradproof bound --nonlinearity relu --torch-model rnn.pt    # nn.RNN state_dicts omit tanh/relu
+    gradproof bound --torch-model net.pt --prefix rnn.          # the nn.LSTM inside a Net
 
 All mathematics comes from :mod:`numeric.regime`; this module reads files and prints.
 """
@@ -19,6 +20,7 @@ import click
 import numpy as np
 
 from ..derive.errors import GradproofError
+from .model_option import torch_model_options
 
 __all__ = ["command", "analyse_weights", "analyse_torch_model"]
 
@@ -93,10 +95,17 @@ def analyse_weights(activation: str, path: str) -> Any:
     return regime(act, W)
 
 
-def analyse_torch_model(path: str, activation: str | None = None) -> Any:
-    """The :class:`numeric.regime.ModelRegime` of a saved single-layer nn.RNN/LSTM/GRU."""
-    from ..numeric.convert import from_torch, load_torch_model
+def analyse_torch_model(
+    path: str, activation: str | None = None, *, nonlinearity: str | None = None, prefix: str | None = None
+) -> Any:
+    """The verdicts of a saved nn.RNN/LSTM/GRU: a :class:`numeric.regime.ModelRegime` for one
+    layer and direction, a :class:`numeric.stacked.StackRegime` for a stacked/bidirectional model.
+
+    ``activation`` is the older spelling of ``nonlinearity`` (the nn.RNN nonlinearity).
+    """
     from ..numeric.regime import model_regime
+    from ..numeric.stacked import stack_regime
+    from .model_option import load_user_model
 
     if not os.path.exists(path):
         raise GradproofError(
@@ -107,17 +116,28 @@ def analyse_torch_model(path: str, activation: str | None = None) -> Any:
             f"--activation for a torch model is the nn.RNN nonlinearity, 'tanh' or 'relu', got "
             f"{activation!r}; LSTM and GRU gates have fixed activations, so drop it for them"
         )
+    if activation is not None and nonlinearity is not None and activation != nonlinearity:
+        raise GradproofError(f"--activation {activation} and --nonlinearity {nonlinearity} disagree; pass one")
+    nl = nonlinearity or activation
     try:
-        module = load_torch_model(path, nonlinearity=activation)
-        cell, params = from_torch(module)
+        user = load_user_model(path, nonlinearity=nl, prefix=prefix)
     except GradproofError as exc:
+        if activation is not None and "--nonlinearity applies" in str(exc):
+            raise GradproofError(
+                f"--activation does not apply to the {user_kind(path, prefix)} model (sigmoid gates, "
+                "tanh candidate); drop it"
+            ) from None
         raise GradproofError(_one_line(str(exc))) from None
-    if cell.kind != "rnn" and activation is not None:
-        raise GradproofError(
-            f"--activation does not apply to the {cell.name} model (sigmoid gates, tanh "
-            "candidate); drop it"
-        )
-    return model_regime(cell, params)
+    if user.single:
+        return model_regime(user.model.cell, user.model.layers[0][0])
+    return stack_regime(user.model)
+
+
+def user_kind(path: str, prefix: str | None) -> str:
+    from ..numeric.convert import read_torch_file
+
+    kind = read_torch_file(path, prefix=prefix).kind
+    return {"lstm": "lstm", "gru": "gru-torch"}.get(kind, kind)
 
 
 # --------------------------------------------------------------------------- printing
@@ -148,6 +168,29 @@ def _regime_table(r: Any, title: str) -> list[str]:
             "W is not normal, so ||W^k|| can grow before it decays."
         )
     lines.append(f"  {r.explanation}")
+    return lines
+
+
+def _stack_table(m: Any, path: str) -> list[str]:
+    shape = f"{m.num_layers} layer{'s' if m.num_layers > 1 else ''}" + (", bidirectional" if m.bidirectional else "")
+    lines = [f"gradproof bound: {m.model} ({shape}, hidden {m.hidden}) from {path}"]
+    head = ("layer", "block", "activation", "gamma", "sigma_max", "rho", "eta", "regime")
+    body = [
+        (label, name, r.activation, r.gamma_exact, _num(r.sigma_max), _num(r.spectral_radius),
+         _num(r.eta), r.verdict + ("  <- main" if name == mr.main else ""))
+        for label, mr in m.layers for name, r in mr.blocks.items()
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+    for row in (head, *body):
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for label, mr in m.layers:
+        if mr.direct_path is not None:
+            lines.append(f"  {label}: direct path ({mr.direct_path.verdict}), gate {mr.direct_path.gate} "
+                         f"<= {_num(mr.direct_path.retain_upper)} at zero input")  # fmt: skip
+    lines.append(f"  {m.explanation}")
+    if m.eta_depth is not None:
+        over = "layer 1" if m.num_layers == 2 else f"layers 1..{m.num_layers - 1}"
+        lines.append(f"  depth steps: gamma*sigma_max(W_x) <= {_num(m.eta_depth)} over {over}")
     return lines
 
 
@@ -183,7 +226,7 @@ def _model_table(m: Any, path: str) -> list[str]:
     metavar="NAME_OR_EXPR",
     default=None,
     help="sigma: tanh, sigmoid, relu, hard_sigmoid, identity, or an expression in x such as "
-    "'tanh(3*x)'. Required with --weights; with --torch-model only the nn.RNN nonlinearity.",
+    "'tanh(3*x)'. Required with --weights; with --torch-model the same as --nonlinearity.",
 )
 @click.option(
     "--weights",
@@ -196,15 +239,20 @@ def _model_table(m: Any, path: str) -> list[str]:
     "torch_model",
     metavar="FILE.pt",
     default=None,
-    help="A single-layer nn.RNN/LSTM/GRU state_dict saved with torch.save.",
+    help="An nn.RNN/LSTM/GRU state_dict saved with torch.save (any num_layers, bidirectional).",
 )
+@torch_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def command(activation: str | None, weights: str | None, torch_model: str | None, as_json: bool) -> None:
+def command(activation: str | None, weights: str | None, torch_model: str | None, nonlinearity: str | None,
+            prefix: str | None, as_json: bool) -> None:
     """The Pascanu et al. (2013) bound: gamma, sigma_max, rho, eta = gamma*sigma_max and the
-    regime (vanishing guaranteed if eta < 1, exploding possible if sigma_max > 1/gamma)."""
+    regime (vanishing guaranteed if eta < 1, exploding possible if sigma_max > 1/gamma); for a
+    stacked or bidirectional model per layer, direction and gate block, and for the whole stack."""  # fmt: skip
     if (weights is None) == (torch_model is None):
         raise click.UsageError("pass exactly one of --weights FILE.npy or --torch-model FILE.pt")
     if weights is not None:
+        if nonlinearity is not None or prefix is not None:
+            raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
         if activation is None:
             raise click.UsageError("--weights needs --activation NAME_OR_EXPR (e.g. tanh)")
         r = analyse_weights(activation, weights)
@@ -217,10 +265,11 @@ def command(activation: str | None, weights: str | None, torch_model: str | None
             click.echo("\n".join(_regime_table(r, f"gradproof bound: W ({n}x{n}) from {weights}")))
         return
     assert torch_model is not None
-    m = analyse_torch_model(torch_model, activation)
+    m = analyse_torch_model(torch_model, activation, nonlinearity=nonlinearity, prefix=prefix)
+    stacked = hasattr(m, "layers")
     if as_json:
         out = m.to_json()
         out["torch_model"] = torch_model
         click.echo(json.dumps(out))
     else:
-        click.echo("\n".join(_model_table(m, torch_model)))
+        click.echo("\n".join(_stack_table(m, torch_model) if stacked else _model_table(m, torch_model)))

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ..derive import CELL_NAMES, cell
 from ..numeric import init, random_sequence, verify
 from ..numeric.references import REFERENCES
+from .model_option import load_user_model, torch_model_options
 
 __all__ = ["command", "run"]
 
@@ -40,14 +41,27 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of weights and inputs.")
 @click.option("--reference", type=click.Choice(tuple(REFERENCES)), default="torch", show_default=True,
               help="What the derived formulas are compared with.")
+@click.option("--torch-model", "torch_model", metavar="FILE.pt", default=None,
+              help="Check your saved nn.RNN/LSTM/GRU (any num_layers, bidirectional) against its own autograd.")
+@torch_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.pass_context
 def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int, steps: int,
-            seed: int, reference: str, as_json: bool) -> int:
+            seed: int, reference: str, torch_model: str | None, nonlinearity: str | None,
+            prefix: str | None, as_json: bool) -> int:
     """Check step Jacobians, input Jacobians and BPTT gradients against a reference.
+
+    With --torch-model: every derived Jacobian of that model (all layers, both directions: step,
+    input and depth Jacobians, do_t/dx_s, do_T/dh0) against torch.autograd of the module itself,
+    in float64, on a seeded random sequence of --steps steps and random initial states.
 
     Exit code 0 when every quantity of every cell is within tolerance, 1 when one is not.
     """  # fmt: skip
+    if torch_model is not None:
+        ctx.exit(_verify_torch_model(ctx, torch_model, nonlinearity=nonlinearity, prefix=prefix,
+                                     steps=steps, seed=seed, as_json=as_json))  # fmt: skip
+    if nonlinearity is not None or prefix is not None:
+        raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
     names = tuple(c.lower() for c in cells) or CELL_NAMES
     reports, skipped = run(names, hidden=hidden, inputs=inputs, steps=steps, seed=seed, reference=reference)
     ok = all(r.ok for r in reports)
@@ -65,3 +79,31 @@ def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int
         )
         click.echo(verdict)
     ctx.exit(0 if ok else 1)
+
+
+def _verify_torch_model(ctx: click.Context, path: str, *, nonlinearity: str | None, prefix: str | None,
+                        steps: int, seed: int, as_json: bool) -> int:  # fmt: skip
+    """``verify --torch-model``: the user's module against its own autograd; the exit code."""
+    import numpy as np
+
+    from ..numeric.stacked_verify import verify_torch_module
+
+    for name in ("cells", "hidden", "inputs", "reference"):
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            flag = "--cell" if name == "cells" else f"--{name}"
+            raise click.UsageError(f"{flag} does not go with --torch-model (the model fixes the cell and sizes, "
+                                   "and the reference is its own autograd)")  # fmt: skip
+    user = load_user_model(path, nonlinearity=nonlinearity, prefix=prefix)
+    mdl = user.model
+    xs = random_sequence(steps, mdl.inputs, seed=seed + 1)
+    s0 = np.random.default_rng(seed).normal(scale=0.5, size=(mdl.num_layers, mdl.directions, mdl.state_size))
+    rep = verify_torch_module(user.module, xs, s0)
+    if as_json:
+        click.echo(json.dumps({"ok": rep.ok, "seed": seed, "torch_model": path, "model": user.describe(),
+                               "prefix": user.file.prefix, "verification": rep.to_json()}, indent=2))  # fmt: skip
+    else:
+        click.echo(f"{path}: {user.describe()}" + (f" (keys under {user.file.prefix!r})" if user.file.prefix else ""))
+        click.echo(rep.table())
+        click.echo("")
+        click.echo("all within tolerance" if rep.ok else f"FAILED: {rep.worst.describe()}")
+    return 0 if rep.ok else 1

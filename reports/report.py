@@ -30,6 +30,8 @@ class ReportOptions:
     out: Path = Path("report")
     cells: tuple[str, ...] = CELL_NAMES
     torch_model: Path | None = None
+    nonlinearity: str | None = None  # the nn.RNN nonlinearity, when the file does not record it
+    prefix: str | None = None  # the recurrent module's key prefix inside a larger network
     title: str = "Vanishing and exploding gradients in recurrent networks"
     pdf: bool = True
     seed: int = 0
@@ -64,6 +66,12 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
     cells = tuple(cell(c).name for c in options.cells)
     if options.torch_model is not None and not Path(options.torch_model).is_file():
         raise GradproofError(f"--torch-model: no such file: {options.torch_model}")
+    user_model = None
+    if options.torch_model is not None:  # check the model before spending time on the sections
+        from .model_option import load_user_model
+
+        user_model = load_user_model(options.torch_model, nonlinearity=options.nonlinearity,
+                                     prefix=options.prefix)  # fmt: skip
     say = progress or (lambda _msg: None)
     use_style()
     messages: list[str] = []
@@ -71,7 +79,8 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
     with AtomicDirectory(Path(options.out)) as tmp:
         figures = tmp / "figures"
         figures.mkdir()
-        ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model)
+        ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model,
+                               user_model=user_model)  # fmt: skip
         parts: list[tuple[str, Callable]] = list(sections.SECTIONS)
         if options.torch_model is not None:
             parts.append(("model", sections.section_model))

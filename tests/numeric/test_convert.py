@@ -234,11 +234,27 @@ BAD_FILES = [
     pytest.param(lambda d: _save(nn.GRU(2, 3), d), "such as a whole nn.Module", id="whole-module"),
     pytest.param(lambda d: _save(torch.zeros(3), d), "holds a Tensor", id="tensor"),
     pytest.param(lambda d: _save(_sd(nn.Linear(2, 3)), d), "not the state_dict", id="linear"),
-    pytest.param(lambda d: _save(_sd(nn.LSTM(2, 3, num_layers=2)), d), "multi-layer", id="two-layers"),
     pytest.param(
-        lambda d: _save(_sd(nn.GRU(2, 3, bidirectional=True)), d), "bidirectional", id="bidirectional"
+        lambda d: _save(_sd(nn.LSTM(2, 3, num_layers=2)) | {"weight_ih_l1": torch.zeros(12, 4)}, d),
+        "mismatched layer shapes: weight_ih_l1 must have shape \\(12, 3\\)",
+        id="layer-shapes",
     ),
-    pytest.param(lambda d: _save(_sd(nn.LSTM(2, 3, proj_size=2)), d), "projections", id="proj"),
+    pytest.param(
+        lambda d: _save(_sd(nn.GRU(2, 3, bidirectional=True)) | {"weight_hh_l0_reverse": torch.zeros(9, 2)}, d),
+        "mismatched layer shapes: weight_hh_l0_reverse",
+        id="reverse-shapes",
+    ),
+    pytest.param(
+        lambda d: _save({k: v for k, v in _sd(nn.RNN(2, 3, bidirectional=True)).items() if k != "weight_hh_l0_reverse"}, d),
+        "not the state_dict",
+        id="reverse-missing",
+    ),
+    pytest.param(
+        lambda d: _save({k: v for k, v in _sd(nn.RNN(2, 3, num_layers=2)).items() if k != "bias_ih_l1"}, d),
+        "not the state_dict",
+        id="bias-missing-in-one-layer",
+    ),
+    pytest.param(lambda d: _save(_sd(nn.LSTM(2, 3, proj_size=2)), d), "proj_size != 0 is not supported yet", id="proj"),
     pytest.param(
         lambda d: _save({"type": "lstm", "state_dict": _sd(nn.GRU(2, 3))}, d),
         "says type='lstm'",
@@ -352,3 +368,87 @@ def test_to_torch_rejects(name: str, params: dict, message: str) -> None:
     with pytest.raises(GradproofError, match=message) as info:
         to_torch(name, params)
     assert "\n" not in str(info.value)
+
+
+# -- stacked and bidirectional files, models inside a larger network ------------------------------
+@pytest.mark.parametrize("name", TORCH_CELLS)
+@pytest.mark.parametrize("layers, bidirectional, bias", [(2, False, True), (1, True, False), (3, True, True)])
+def test_stacked_state_dict_file_round_trip(name: str, layers: int, bidirectional: bool, bias: bool,
+                                            tmp_path: Path) -> None:  # fmt: skip
+    from gradproof.numeric.convert import from_torch_stacked
+
+    torch.manual_seed(layers)
+    kw = dict(nonlinearity=name[4:]) if name.startswith("rnn-") else {}
+    module = MODULE_OF[name](2, 3, num_layers=layers, bidirectional=bidirectional, bias=bias, **kw)
+    path = tmp_path / "stack.pt"
+    torch.save(module.state_dict(), path)
+    loaded = load_torch_model(path, **({"nonlinearity": name[4:]} if kw else {}))
+    assert (loaded.num_layers, loaded.bidirectional, loaded.bias) == (layers, bidirectional, bias)
+    a, b = from_torch_stacked(module), from_torch_stacked(loaded)
+    assert a.cell.name == b.cell.name == name
+    for l, d in a.blocks():
+        assert _bitwise_equal(dict(a.layers[l][d]), dict(b.layers[l][d]))
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 2)
+        self.rnn = nn.LSTM(2, 4, num_layers=2)
+        self.head = nn.Linear(4, 1)
+
+
+class _TwoRnns(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.GRU(2, 3)
+        self.decoder = nn.Sequential(nn.GRU(3, 3))
+
+
+def test_a_module_inside_a_larger_network(tmp_path: Path) -> None:
+    from gradproof.numeric.convert import from_torch_stacked, read_torch_file
+
+    net = _Net()
+    path = _save(net.state_dict(), tmp_path, "net.pt")
+    for prefix in (None, "rnn."):  # found automatically, or given
+        tf = read_torch_file(path, prefix=prefix)
+        assert tf.prefix == "rnn." and tf.kind == "lstm" and tf.num_layers == 2
+        loaded = load_torch_model(path, prefix=prefix)
+        a, b = from_torch_stacked(net.rnn), from_torch_stacked(loaded)
+        assert all(_bitwise_equal(dict(a.layers[l][0]), dict(b.layers[l][0])) for l in range(2))
+    with pytest.raises(GradproofError, match="no key starting with prefix 'lstm.'"):
+        load_torch_model(path, prefix="lstm.")
+    with pytest.raises(GradproofError, match="not the state_dict of an nn.RNN/LSTM/GRU.*prefix"):
+        load_torch_model(path, prefix="embed.")
+
+    two = _save(_TwoRnns().state_dict(), tmp_path, "two.pt")
+    with pytest.raises(GradproofError, match=r"several recurrent modules.*'decoder\.0\.', 'encoder\.'") as info:
+        load_torch_model(two)
+    assert "\n" not in str(info.value)
+    assert load_torch_model(two, prefix="decoder.0.").input_size == 3
+
+
+def test_the_file_says_whether_it_records_the_nonlinearity(tmp_path: Path) -> None:
+    from gradproof.numeric.convert import read_torch_file
+
+    plain = _save(_sd(nn.RNN(2, 3, nonlinearity="relu")), tmp_path, "plain.pt")
+    assert not read_torch_file(plain).records_nonlinearity
+    described = _save({"type": "rnn", "nonlinearity": "relu", "state_dict": _sd(nn.RNN(2, 3))}, tmp_path, "d.pt")
+    tf = read_torch_file(described)
+    assert tf.records_nonlinearity and tf.nonlinearity == "relu"
+    assert read_torch_file(_save(_sd(nn.GRU(2, 3)), tmp_path, "g.pt")).records_nonlinearity
+
+
+def test_to_torch_of_a_stacked_model_and_misuse() -> None:
+    from gradproof.numeric import StackedModel
+
+    model = StackedModel.init("lstm", hidden=2, inputs=3, num_layers=2, bidirectional=True, seed=0)
+    module = to_torch(model)
+    assert isinstance(module, nn.LSTM) and module.num_layers == 2 and module.bidirectional
+    assert module.weight_ih_l1_reverse.shape == (8, 4)
+    with pytest.raises(GradproofError, match="takes no params"):
+        to_torch(model, {})
+    with pytest.raises(GradproofError, match="needs the parameter dict"):
+        to_torch("lstm")
+    with pytest.raises(GradproofError, match="no torch.nn module"):
+        to_torch(StackedModel.init("gru", hidden=2, inputs=2, seed=0))

@@ -117,11 +117,11 @@ def test_torch_rnn(tmp_path: Path, scale: float, verdict: str) -> None:
     with torch.no_grad():
         rnn.weight_hh_l0.copy_(scale * torch.eye(3))
     path = _torch_file(tmp_path, rnn, "rnn.pt")
-    data = _json(["--torch-model", path])
+    data = _json(["--torch-model", path, "--nonlinearity", "tanh"])
     assert data["model"] == "rnn-tanh" and data["regime"] == verdict
     assert data["sigma_max"] == pytest.approx(scale, rel=1e-6)  # float32 weights
     assert list(data["blocks"]) == ["W_h"]
-    code, out, _ = _invoke(["--torch-model", path])
+    code, out, _ = _invoke(["--torch-model", path, "--nonlinearity", "tanh"])
     assert code == 0 and verdict in out
 
 
@@ -130,6 +130,86 @@ def test_torch_rnn_relu_needs_activation_flag(tmp_path: Path) -> None:
     path = _torch_file(tmp_path, torch.nn.RNN(2, 3, nonlinearity="relu"), "relu.pt")
     data = _json(["--activation", "relu", "--torch-model", path])
     assert data["model"] == "rnn-relu" and data["activation"] == "relu"
+    data = _json(["--nonlinearity", "relu", "--torch-model", path])
+    assert data["model"] == "rnn-relu" and data["activation"] == "relu"
+
+
+def test_a_relu_rnn_state_dict_is_never_analysed_as_tanh(tmp_path: Path, capsys) -> None:
+    # issue 16 item 2: the state_dict does not record relu; without --nonlinearity, refuse
+    torch.manual_seed(1)
+    path = _torch_file(tmp_path, torch.nn.RNN(2, 3, nonlinearity="relu", num_layers=2), "relu.pt")
+    code, out, err = _main(["--torch-model", path], capsys)
+    assert code == 2 and out == "" and "rnn-tanh" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert "does not record its nonlinearity: pass --nonlinearity tanh or --nonlinearity relu" in err
+    # a described file records it, and then no flag is needed
+    described = tmp_path / "described.pt"
+    torch.save({"type": "rnn", "nonlinearity": "relu",
+                "state_dict": torch.nn.RNN(2, 3, nonlinearity="relu").state_dict()}, described)  # fmt: skip
+    assert _json(["--torch-model", str(described)])["model"] == "rnn-relu"
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = torch.nn.LSTM(2, 3)
+        self.fc = torch.nn.Linear(3, 1)
+
+
+def test_an_lstm_inside_a_net(tmp_path: Path) -> None:
+    # issue 16 item 3: found automatically, or with --prefix rnn.
+    torch.manual_seed(4)
+    net = _Net()
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    expected = float(np.linalg.norm(net.rnn.weight_hh_l0.detach().double().numpy()[6:9], 2))  # W_c: chunk g of (i, f, g, o), n = 3
+    for extra in ([], ["--prefix", "rnn."]):
+        data = _json(["--torch-model", str(path), *extra])
+        assert data["model"] == "lstm"
+        assert data["blocks"]["W_c"]["sigma_max"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stacked_model_per_layer_direction_and_block(tmp_path: Path, bidirectional: bool) -> None:
+    torch.manual_seed(5)
+    gru = torch.nn.GRU(3, 4, num_layers=2, bidirectional=bidirectional)
+    path = _torch_file(tmp_path, gru, "gru2.pt")
+    data = _json(["--torch-model", path])
+    labels = [row["layer"] for row in data["layers"]]
+    if bidirectional:
+        assert labels == ["layer 0 forward", "layer 0 reverse", "layer 1 forward", "layer 1 reverse"]
+    else:
+        assert labels == ["layer 0", "layer 1"]
+    etas = []
+    for row, (l, sfx) in zip(data["layers"], [(l, s) for l in range(2) for s in ([""] + (["_reverse"] if bidirectional else []))]):
+        w = getattr(gru, f"weight_hh_l{l}{sfx}").detach().double().numpy()
+        for j, gate in enumerate("rzn"):
+            sigma = float(np.linalg.norm(w[4 * j : 4 * j + 4], 2))
+            assert row["blocks"][f"W_{gate}"]["sigma_max"] == pytest.approx(sigma, rel=1e-12)
+        etas.append(row["blocks"]["W_n"]["eta"])
+    stack = data["stack"]
+    assert stack["eta_time"] == max(etas) and stack["worst_layer"] == labels[int(np.argmax(etas))]
+    code, out, _ = _invoke(["--torch-model", path])
+    assert code == 0 and "whole stack:" in out and "W_z" in out and labels[-1] in out
+
+
+def test_stacked_rnn_whole_stack_verdict(tmp_path: Path) -> None:
+    torch.manual_seed(6)
+    rnn = torch.nn.RNN(2, 3, num_layers=3)
+    with torch.no_grad():
+        for l in range(3):
+            getattr(rnn, f"weight_hh_l{l}").copy_((0.5 + 0.1 * l) * torch.eye(3))
+    path = _torch_file(tmp_path, rnn, "rnn3.pt")
+    data = _json(["--torch-model", path, "--nonlinearity", "tanh"])
+    assert data["stack"]["regime"] == "vanishing guaranteed"
+    assert data["stack"]["eta_time"] == pytest.approx(0.7, rel=1e-6) and data["stack"]["worst_layer"] == "layer 2"
+    w_x = [getattr(rnn, f"weight_ih_l{l}").detach().double().numpy() for l in (1, 2)]
+    assert data["stack"]["eta_depth"] == pytest.approx(max(np.linalg.norm(w, 2) for w in w_x), rel=1e-12)
+    with torch.no_grad():
+        rnn.weight_hh_l1.mul_(4.0)  # layer 1: eta = 2.4 > 1
+    torch.save(rnn.state_dict(), path)
+    data = _json(["--torch-model", path, "--nonlinearity", "tanh"])
+    assert data["stack"]["regime"] == "exploding possible" and data["stack"]["worst_layer"] == "layer 1"
 
 
 def test_torch_lstm_blocks(tmp_path: Path) -> None:
@@ -186,7 +266,15 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
     bad_pt = tmp_path / "bad.pt"
     bad_pt.write_bytes(b"\x00\x01 not a torch file")
     two_layers = tmp_path / "two_layers.pt"
-    torch.save(torch.nn.LSTM(2, 3, num_layers=2).state_dict(), two_layers)
+    torch.save(torch.nn.LSTM(2, 3, num_layers=2).state_dict() | {"weight_ih_l1": torch.zeros(12, 2)}, two_layers)
+    proj = tmp_path / "proj.pt"
+    torch.save(torch.nn.LSTM(2, 3, proj_size=2).state_dict(), proj)
+    linear = tmp_path / "linear.pt"
+    torch.save(torch.nn.Linear(2, 3).state_dict(), linear)
+    rnn = tmp_path / "rnn.pt"
+    torch.save(torch.nn.RNN(2, 3).state_dict(), rnn)
+    two_rnns = tmp_path / "two_rnns.pt"
+    torch.save(torch.nn.ModuleDict({"a": torch.nn.GRU(2, 3), "b": torch.nn.LSTM(2, 3)}).state_dict(), two_rnns)
     lstm = tmp_path / "lstm.pt"
     torch.save(torch.nn.LSTM(2, 3).state_dict(), lstm)
     nan = np.full((2, 2), np.nan)
@@ -208,7 +296,13 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
         "weights-without-activation": ["--weights", _save(tmp_path, "g.npy", np.eye(2))],
         "missing-model": ["--torch-model", str(tmp_path / "nope.pt")],
         "unreadable-model": ["--torch-model", str(bad_pt)],
-        "multi-layer-model": ["--torch-model", str(two_layers)],
+        "mismatched-layers": ["--torch-model", str(two_layers)],
+        "proj-size": ["--torch-model", str(proj)],
+        "other-module": ["--torch-model", str(linear)],
+        "rnn-without-nonlinearity": ["--torch-model", str(rnn)],
+        "nonlinearity-for-lstm": ["--nonlinearity", "relu", "--torch-model", str(lstm)],
+        "several-rnns": ["--torch-model", str(two_rnns)],
+        "wrong-prefix": ["--torch-model", str(lstm), "--prefix", "encoder."],
         "activation-for-lstm": ["--activation", "tanh", "--torch-model", str(lstm)],
         "sigmoid-for-torch-rnn": ["--activation", "sigmoid", "--torch-model", str(lstm)],
     }
@@ -218,7 +312,8 @@ BAD_IDS = [
     "not-square", "not-finite", "not-2d", "missing-file", "bad-expression", "unsafe-expression",
     "unbounded-derivative", "unreadable-file", "pickled-objects", "npz-archive", "both-sources",
     "no-source", "weights-without-activation", "missing-model", "unreadable-model",
-    "multi-layer-model", "activation-for-lstm", "sigmoid-for-torch-rnn",
+    "mismatched-layers", "proj-size", "other-module", "rnn-without-nonlinearity", "nonlinearity-for-lstm",
+    "several-rnns", "wrong-prefix", "activation-for-lstm", "sigmoid-for-torch-rnn",
 ]  # fmt: skip
 USAGE_ERRORS = {"both-sources", "no-source", "weights-without-activation"}
 
