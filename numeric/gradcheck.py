@@ -455,7 +455,10 @@ def check_jacobian(
     tree = _ArgsTree(A)
     ref = _Reference(lambda a: f(*a), tree, method=method)
     p = ref.f0.shape[0]
-    got = jacobian(*A.build(A.values))
+    point = A.build(A.values)
+    raw = f(*point)
+    out_shape = tuple(np.shape(_to_numpy(raw))) if _is_leaf(raw) or isinstance(raw, np.ndarray) else None
+    got = jacobian(*point)
     blocks = list(got) if len(args) > 1 else [got]
     if len(blocks) != len(args):
         raise AssertionError(f"jacobian returned {len(blocks)} blocks for {len(args)} arguments")
@@ -465,10 +468,13 @@ def check_jacobian(
             sub = _flatten_blocks(b, t, p, nm)
         else:
             sub = _to_numpy(b).astype(np.float64)
-            if sub.size != p * t.size:
+            leaf_shape = t.leaves[0].shape if len(t.leaves) == 1 else None
+            ok = [(p, t.size)] + ([out_shape + leaf_shape] if out_shape is not None and leaf_shape is not None else [])
+            if sub.shape not in ok:
+                hint = " (the transpose's shape: rows are outputs, columns inputs)" if sub.shape == (t.size, p) else ""
                 raise AssertionError(
                     f"jacobian w.r.t. argument {nm!r}: expected shape ({p}, {t.size}) (outputs, "
-                    f"entries of the argument), got {sub.shape}"
+                    f"entries of the argument), got {sub.shape}{hint}"
                 )
             sub = sub.reshape(p, t.size)
         yours_cols.append(sub)
