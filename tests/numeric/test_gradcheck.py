@@ -445,3 +445,38 @@ def test_the_readme_example_runs_and_passes() -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert " passed" in out.stdout
+
+
+# -- the pytest plugin (registered by the pytest11 entry point) --------------------------------------
+PLUGIN_TEST = '''
+import numpy as np
+from gradproof.numeric import init, random_sequence
+
+def test_fixtures(gradproof_seed, gradproof_rng, gradproof_params, gradproof_sequence):
+    print("SEED", gradproof_seed)
+    assert gradproof_rng.standard_normal() == np.random.default_rng(gradproof_seed).standard_normal()
+    p = gradproof_params("lstm", hidden=3, inputs=2, spectral_norm=0.5)
+    q = init("lstm", hidden=3, inputs=2, seed=gradproof_seed, spectral_norm=0.5)
+    assert p.keys() == q.keys() and all(np.array_equal(p[k], q[k]) for k in p)
+    t = gradproof_params("rnn-tanh", hidden=2, inputs=2, torch=True)
+    assert type(t["W_h"]).__name__ == "Tensor" and str(t["W_h"].dtype) == "torch.float64"
+    assert np.array_equal(gradproof_sequence(5, 2), random_sequence(5, 2, seed=gradproof_seed + 1))
+
+def test_fails(gradproof_seed):
+    assert False
+'''
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_the_plugin_seeds_its_fixtures(tmp_path, seed) -> None:
+    (tmp_path / "test_plugin_user.py").write_text(PLUGIN_TEST)
+    option = [] if seed is None else [f"--gradproof-seed={seed}"]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", "test_plugin_user.py", *option],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
+    )
+    expected = 0 if seed is None else seed
+    assert "1 failed, 1 passed" in out.stdout, out.stdout + out.stderr
+    assert f"SEED {expected}" in out.stdout
+    assert f"gradproof fixtures used seed {expected}: rerun with --gradproof-seed {expected}" in out.stdout
+    assert ("gradproof: --gradproof-seed=7" in out.stdout) == (seed == 7)
