@@ -480,3 +480,18 @@ def test_the_plugin_seeds_its_fixtures(tmp_path, seed) -> None:
     assert f"SEED {expected}" in out.stdout
     assert f"gradproof fixtures used seed {expected}: rerun with --gradproof-seed {expected}" in out.stdout
     assert ("gradproof: --gradproof-seed=7" in out.stdout) == (seed == 7)
+
+
+def test_a_large_parameter_is_located_row_by_row() -> None:
+    # W: (80, 20) = 1600 entries > ENTRY_BUDGET: each row is checked along one direction, the
+    # entries computed only in the wrong rows; the wrong tanh' touches block g only (rows 40..59)
+    n, m = 20, 3
+    p = lstm_params(n, m, seed=4)
+    rng = np.random.default_rng(6)
+    xs, s0 = rng.standard_normal((3, m)), (0.5 * rng.standard_normal(n), 0.5 * rng.standard_normal(n))
+    check_recurrent_backward(lstm_step, lstm_step_backward(), p, xs, s0)
+    msg = failure(check_recurrent_backward, lstm_step, lstm_step_backward("activation"), p, xs, s0)
+    assert msg.startswith("∂loss/∂params['W'] is wrong: first wrong at step 1 of 3")
+    assert "(gate block 2 of 0..3, row " in msg
+    assert "[1600 entries: each of the 80 rows was checked along one random direction, 20 of 80 rows wrong;" in msg
+    assert "likely cause: only gate block(s) [2] are wrong" in msg
