@@ -419,7 +419,7 @@ def _user_call(fn: Callable[..., Any], *a: Any) -> Any:
 
 def _full_jacobian_message(
     what: str, yours: np.ndarray, ref: np.ndarray, err: np.ndarray, leaf_label: str,
-    rtol: float | None, atol: float | None, out_rows: _Tree | None,
+    rtol: float | None, atol: float | None, out_shape: tuple[int, ...] | None, leaf_shape: tuple[int, ...],
 ) -> str | None:
     allowed = _allowed(ref, err, rtol, atol)
     bad, first, worst = _worst(yours, ref, allowed)
@@ -427,8 +427,13 @@ def _full_jacobian_message(
         return None
     i, j = np.unravel_index(worst, ref.shape)
     fi, fj = np.unravel_index(first, ref.shape)
+    where = ""
+    if out_shape is not None and len(out_shape) > 1:
+        where += f"; row {i} is output entry {_entry(tuple(int(k) for k in np.unravel_index(i, out_shape)))}"
+    if len(leaf_shape) > 1:
+        where += f"; column {j} is entry {_entry(tuple(int(k) for k in np.unravel_index(j, leaf_shape)))} of the argument"
     msg = (
-        f"{what} w.r.t. {leaf_label} differs at row {i}, column {j}: "
+        f"{what} w.r.t. {leaf_label} differs at row {i}, column {j}{where}: "
         + _values(float(yours[i, j]), float(ref[i, j]), float(allowed[i, j]))
         + f"; {int(bad.sum())} of {bad.size} entries out of tolerance"
     )
@@ -506,7 +511,7 @@ def check_jacobian(
         yours_cols.append(sub)
     J = np.concatenate(yours_cols, axis=1) if yours_cols else np.zeros((p, 0))
     _compare_jacobian(ref, tree, J, full=full, rtol=rtol, atol=atol, seed=seed, tangents=tangents,
-                      what=f"Jacobian of {_fname(f)}")
+                      what=f"Jacobian of {_fname(f)}", out_shape=out_shape)
 
 
 def _flatten_blocks(b: Any, t: _Tree, p: int, name: str) -> np.ndarray:
@@ -523,7 +528,10 @@ def _flatten_blocks(b: Any, t: _Tree, p: int, name: str) -> np.ndarray:
     return np.concatenate(cols, axis=1)
 
 
-def _compare_jacobian(ref: _Reference, tree: _Tree, J: np.ndarray, *, full: bool, rtol, atol, seed, tangents, what) -> None:
+def _compare_jacobian(
+    ref: _Reference, tree: _Tree, J: np.ndarray, *, full: bool, rtol: float | None, atol: float | None,
+    seed: int | None, tangents: int, what: str, out_shape: tuple[int, ...] | None = None,
+) -> None:
     __tracebackhide__ = True
     rng = _rng(seed)
     suspects = list(tree.leaves)
@@ -540,7 +548,7 @@ def _compare_jacobian(ref: _Reference, tree: _Tree, J: np.ndarray, *, full: bool
     for leaf in suspects:
         cols = range(leaf.offset, leaf.offset + leaf.size)
         R, E = ref.jacobian(cols)
-        msg = _full_jacobian_message(what, J[:, cols.start : cols.stop], R, E, _label(leaf), rtol, atol, None)
+        msg = _full_jacobian_message(what, J[:, cols.start : cols.stop], R, E, _label(leaf), rtol, atol, out_shape, leaf.shape)
         if msg:
             raise AssertionError(msg)
     if suspects and not full:

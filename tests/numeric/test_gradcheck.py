@@ -495,3 +495,35 @@ def test_a_large_parameter_is_located_row_by_row() -> None:
     assert "(gate block 2 of 0..3, row " in msg
     assert "[1600 entries: each of the 80 rows was checked along one random direction, 20 of 80 rows wrong;" in msg
     assert "likely cause: only gate block(s) [2] are wrong" in msg
+
+
+def test_jacobian_rows_and_columns_are_named_by_output_step_and_argument_entry() -> None:
+    # f(W) = all states of a 3-step linear recurrence h_t = W h_{t-1}, h_0 = e: output (3, 2), W (2, 2)
+    h0 = np.array([1.0, 0.5])
+
+    def f(W):
+        hs, h = [], h0
+        for _ in range(3):
+            h = W @ h
+            hs.append(h)
+        return np.stack(hs)
+
+    def jac(W, bug=False):
+        J = np.zeros((3, 2, 2, 2))  # ∂h_t[i]/∂W[a, b], by the product rule
+        dh = np.zeros((2, 2, 2))
+        h = h0
+        for t in range(3):
+            new = np.einsum("ij,jab->iab", W, dh)
+            for a in range(2):
+                new[a, a, :] += h
+            dh, h = new, W @ h
+            J[t] = dh
+        if bug:
+            J[2, 1, 0, 1] += 1.0
+        return J
+
+    W = np.array([[0.9, -0.2], [0.4, 0.7]])
+    check_jacobian(f, jac, W)
+    msg = failure(check_jacobian, f, lambda W: jac(W, bug=True), W)
+    assert msg.startswith("Jacobian of f w.r.t. argument 'W' differs at row 5, column 1; row 5 is output entry "
+                          "(2, 1); column 1 is entry (0, 1) of the argument: ")
