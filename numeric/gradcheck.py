@@ -408,10 +408,6 @@ def _rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(0 if seed is None else seed)
 
 
-def _user_call(fn: Callable[..., Any], *a: Any) -> Any:
-    return fn(*a)
-
-
 # ----------------------------------------------------------------------------------------------
 # The public checks
 # ----------------------------------------------------------------------------------------------
@@ -1034,7 +1030,7 @@ def check_recurrent_backward(
         out = 0.0
         for t in range(T):
             s_ = step(p_, s_, xs_user[t])
-            out = out + _dot_user(w[t], s_, S)
+            out = out + w[t] @ _flat_output(s_)
         return out
 
     tree = _StepTree()
@@ -1051,11 +1047,6 @@ def check_recurrent_backward(
             f"{float(r[0])!r}, relative error {_relerr(lhs, float(r[0]))}, though every step's VJP passed "
             "(does step depend on something that changes between calls?)"
         )
-
-
-def _dot_user(w: np.ndarray, s: Any, S: _Tree) -> Any:
-    flat = _flat_output(s)
-    return np.asarray(w @ flat)
 
 
 def _off_by_one(first, per_step_bad, reference_at, g_in, *, yours_flat_of, rng, size, rtol, atol) -> str:
