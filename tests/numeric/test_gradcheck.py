@@ -418,7 +418,7 @@ def test_torch_functions_for_every_check() -> None:
 
 
 # -- what pytest shows, and the README's example -----------------------------------------------------
-def test_pytest_shows_the_users_line_not_gradprooFs_frames(tmp_path) -> None:
+def test_pytest_shows_the_users_line_not_gradproofs_frames(tmp_path) -> None:
     (tmp_path / "test_user.py").write_text(
         "import numpy as np\n"
         "from gradproof.numeric.testing import check_jacobian\n\n"
@@ -435,6 +435,7 @@ def test_pytest_shows_the_users_line_not_gradprooFs_frames(tmp_path) -> None:
     assert "gradcheck.py" not in out.stdout
 
 
+@pytest.mark.slow  # a pytest subprocess importing torch, SymPy and Hypothesis
 def test_the_readme_example_runs_and_passes() -> None:
     example = ROOT / "examples" / "test_my_rnn_backward.py"
     readme = (ROOT / "README.md").read_text()
@@ -467,6 +468,7 @@ def test_fails(gradproof_seed):
 '''
 
 
+@pytest.mark.slow  # a pytest subprocess per seed
 @pytest.mark.parametrize("seed", [None, 7])
 def test_the_plugin_seeds_its_fixtures(tmp_path, seed) -> None:
     (tmp_path / "test_plugin_user.py").write_text(PLUGIN_TEST)
