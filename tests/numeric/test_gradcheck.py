@@ -529,3 +529,46 @@ def test_jacobian_rows_and_columns_are_named_by_output_step_and_argument_entry()
     msg = failure(check_jacobian, f, lambda W: jac(W, bug=True), W)
     assert msg.startswith("Jacobian of f w.r.t. argument 'W' differs at row 5, column 1; row 5 is output entry "
                           "(2, 1); column 1 is entry (0, 1) of the argument: ")
+
+
+# -- the numpy RNN's planted bugs, in torch -----------------------------------------------------------
+def torch_rnn_step(p, h, x):
+    return torch.tanh(p["W"] @ h + p["U"] @ x + p["b"])
+
+
+def torch_rnn_step_backward(bug: str | None = None):
+    def backward(p, h, x, g):
+        h_next = torch_rnn_step(p, h, x)
+        dz = g * (1 - h_next**2) if bug != "activation" else g * (1 - h_next)
+        gW = torch.outer(dz, h) if bug != "transpose" else torch.outer(h, dz)
+        gb = dz if bug != "factor" else 2 * dz
+        g_h = p["W"].T @ dz if bug != "sign" else -(p["W"].T @ dz)
+        return g_h, {"W": gW, "U": torch.outer(dz, x), "b": gb}
+
+    return backward
+
+
+@pytest.mark.parametrize(
+    ("bug", "start", "cause"),
+    [
+        ("transpose", "∂loss/∂params['W'] is wrong: first wrong at step 1 of 6", "likely cause: a transpose"),
+        ("sign", "∂loss/∂s0 is wrong: first wrong at step 1 of 6", "likely cause: a sign"),
+        ("factor", "∂loss/∂params['b'] is wrong: first wrong at step 1 of 6", "likely cause: a factor of 2"),
+        ("activation", "∂loss/∂params['W'] is wrong: first wrong at step 1 of 6", "out of tolerance"),
+    ],
+)
+def test_torch_rnn_planted_bugs_give_the_numpy_messages(bug: str, start: str, cause: str) -> None:
+    p = {k: torch.from_numpy(v) for k, v in rnn_params().items()}
+    xs, h0 = (torch.from_numpy(a) for a in data())
+    check_recurrent_backward(torch_rnn_step, torch_rnn_step_backward(), p, xs, h0, rtol=1e-12, atol=1e-14)
+    msg = failure(check_recurrent_backward, torch_rnn_step, torch_rnn_step_backward(bug), p, xs, h0)
+    assert msg.startswith(start) and cause in msg
+    # the same place and values (to rounding: torch's and numpy's matmul round differently) as numpy's
+    numpy_msg = failure(check_recurrent_backward, rnn_step, rnn_step_backward(bug), rnn_params(), *data())
+    assert msg.split(": yours = ")[0] == numpy_msg.split(": yours = ")[0]
+
+    def values(m: str) -> tuple[float, float]:
+        tail = m.split(": yours = ")[1]
+        return float(tail.split(",")[0]), float(tail.split("reference = ")[1].split(",")[0])
+
+    np.testing.assert_allclose(values(msg), values(numpy_msg), rtol=1e-12)
