@@ -76,7 +76,9 @@ def _one_blas_thread(fn: Callable[..., None]) -> Callable[..., None]:
         except ImportError:  # pragma: no cover - optional
             limit: Any = contextlib.nullcontext()
         else:
-            limit = threadpool_limits(limits=1, user_api="blas")
+            with warnings.catch_warnings():  # threadpoolctl may warn about mixed OpenMP runtimes
+                warnings.simplefilter("ignore")
+                limit = threadpool_limits(limits=1, user_api="blas")
         with limit:
             return fn(*args, **kwargs)
 
