@@ -14,6 +14,7 @@ import it when first used.
 from typing import Any
 
 from .clipping import clip_by_norm, clip_by_value
+from .gradcheck import check_gradient, check_jacobian, check_jvp, check_recurrent_backward, check_vjp
 from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
 from .initialization import init, random_sequence
 from .profile import GradientProfile
@@ -54,6 +55,11 @@ __all__ = [
     "bound_profile",
     "clip_by_norm",
     "clip_by_value",
+    "check_jacobian",
+    "check_jvp",
+    "check_vjp",
+    "check_gradient",
+    "check_recurrent_backward",
     "from_torch",
     "to_torch",
     "load_torch_model",

@@ -6,7 +6,9 @@
 >>> assert_jacobian_close(J, J)          # passes silently
 
 ``assert_jacobian_close`` says which side is which (yours = ``actual``, the reference =
-``expected``), where the worst difference is (step, block, entry) and by how much.
+``expected``), where the worst difference is (step, block, entry), the first failing step, and by how much.
+``check_jacobian``, ``check_vjp``, ``check_jvp``, ``check_gradient`` and
+``check_recurrent_backward`` (from :mod:`numeric.gradcheck`) compute the reference for you.
 The strategies need Hypothesis (``pip install gradproof[test]``).
 """
 
@@ -19,9 +21,20 @@ import numpy as np
 
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
+from .gradcheck import check_gradient, check_jacobian, check_jvp, check_recurrent_backward, check_vjp
 from .verify import state_blocks
 
-__all__ = ["assert_jacobian_close", "parameters", "sequences", "cells"]
+__all__ = [
+    "assert_jacobian_close",
+    "check_jacobian",
+    "check_jvp",
+    "check_vjp",
+    "check_gradient",
+    "check_recurrent_backward",
+    "parameters",
+    "sequences",
+    "cells",
+]
 
 
 def _blocks(cell: Cell | str | None, hidden: int | None, rows: int, cols: int, wrt_input: bool):
@@ -45,51 +58,72 @@ def assert_jacobian_close(
     quantity: str = "Jacobian",
     first_step: int = 1,
 ) -> None:
-    """Assert two stacks of Jacobians agree: ``|actual - expected| <= atol + rtol·|expected|``.
+    """Assert two Jacobians (or stacks of them, or gradients) agree: ``|actual - expected| <= atol + rtol·|expected|``.
 
     Parameters
     ----------
-    actual : (T, S, k) or (S, k) — yours (e.g. a hand-written backward pass).
+    actual : (T, S, k) a stack of per-step Jacobians, (S, k) one Jacobian or a matrix parameter's
+        gradient, or (k,) a vector (a bias's gradient) — yours (e.g. a hand-written backward pass).
     expected : same shape — the trusted reference (e.g. from :mod:`numeric.references`).
     rtol, atol : tolerances, elementwise as in :func:`numpy.testing.assert_allclose`.
     cell, hidden : name the blocks of the state (``h``, ``c`` for the LSTM) in the message.
     quantity : what is compared, for the message; a quantity naming "input" (e.g. "input
         Jacobian") names its columns ``x`` rather than state blocks.
-    first_step : the step number of entry 0 (steps are 1-based: entry t-1 is step t).
+    first_step : the step number of entry 0 of a (T, S, k) stack (steps are 1-based: entry t-1 is
+        step t). Only a stack has steps: (S, k) and (k,) arrays are reported by entry alone.
 
     Raises
     ------
     AssertionError
-        naming the step, the block, the entry, both values and the tolerance.
+        naming the step (a stack), the block (when ``cell`` names them), the entry, both values,
+        the tolerance, and for a stack the first failing step as well as the worst.
     """
+    __tracebackhide__ = True
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
         raise AssertionError(
             f"{quantity}: shapes differ: actual (yours) {a.shape}, expected (reference) {b.shape}"
         )
-    if a.ndim == 2:
-        a, b = a[None], b[None]
-    if a.ndim != 3:
-        raise AssertionError(f"{quantity}: expected (T, S, k) or (S, k) arrays, got {a.shape}")
-    diff = np.abs(a - b)
-    allowed = atol + rtol * np.abs(b)
+    if a.ndim not in (1, 2, 3):
+        raise AssertionError(
+            f"{quantity}: expected (T, S, k), (S, k) or (k,) arrays, got {a.shape}"
+        )
+    stacked = a.ndim == 3
+    vector = a.ndim == 1
+    a3 = a.reshape((1, 1, -1) if vector else (1, *a.shape) if not stacked else a.shape)
+    b3 = b.reshape(a3.shape)
+    diff = np.abs(a3 - b3)
+    allowed = atol + rtol * np.abs(b3)
     bad = ~(diff <= allowed)  # also catches nan
     if not bad.any():
         return
     ratio = np.where(bad, np.nan_to_num(diff / allowed, nan=np.inf, posinf=np.inf), 0.0)
     t, i, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-    row_blocks, col_blocks = _blocks(cell, hidden, a.shape[1], a.shape[2], "input" in quantity.lower())
-    rb = next((nm, s) for nm, s in row_blocks if s.start <= i < s.stop)
-    cb = next((nm, s) for nm, s in col_blocks if s.start <= j < s.stop)
-    block = f"d{rb[0]}/d{cb[0]}" if rb[0] else "the only block"
-    raise AssertionError(
-        f"{quantity} differs at step {t + first_step}, block {block}, entry "
-        f"({i - rb[1].start}, {j - cb[1].start}) of that block: actual (yours) = {float(a[t, i, j])!r}, "
-        f"expected (reference) = {float(b[t, i, j])!r}, |difference| = {diff[t, i, j]:.3e} > "
-        f"atol + rtol*|expected| = {allowed[t, i, j]:.3e}; "
+    values = (
+        f"actual (yours) = {float(a3[t, i, j])!r}, expected (reference) = {float(b3[t, i, j])!r}, "
+        f"|difference| = {diff[t, i, j]:.3e} > atol + rtol*|expected| = {allowed[t, i, j]:.3e}; "
         f"{int(bad.sum())} of {bad.size} entries out of tolerance"
     )
+    if vector:
+        raise AssertionError(f"{quantity} differs at entry ({j}): {values}")
+    if cell is None:
+        where = f"entry ({i}, {j})"
+    else:
+        row_blocks, col_blocks = _blocks(cell, hidden, a3.shape[1], a3.shape[2], "input" in quantity.lower())
+        rb = next((nm, s) for nm, s in row_blocks if s.start <= i < s.stop)
+        cb = next((nm, s) for nm, s in col_blocks if s.start <= j < s.stop)
+        where = f"block d{rb[0]}/d{cb[0]}, entry ({i - rb[1].start}, {j - cb[1].start}) of that block"
+    if not stacked:
+        raise AssertionError(f"{quantity} differs at {where}: {values}")
+    bad_steps = np.flatnonzero(bad.any(axis=(1, 2)))
+    first = int(bad_steps[0])
+    message = f"{quantity} differs at step {t + first_step}, {where}: {values}; "
+    if first == t:
+        message += f"the first failing step is this one, step {first + first_step}"
+    else:
+        message += f"the first failing step is step {first + first_step} (the worst is step {t + first_step})"
+    raise AssertionError(message + f", {bad_steps.size} of {a3.shape[0]} steps fail")
 
 
 # ----------------------------------------------------------------------------------------------

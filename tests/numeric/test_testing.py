@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import importlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -81,7 +83,7 @@ def test_first_step_offsets_the_reported_step() -> None:
     a = np.zeros((3, 2, 2))
     b = a.copy()
     b[0, 1, 0] = 1.0
-    with pytest.raises(AssertionError, match=r"differs at step 11, block the only block, entry \(1, 0\)"):
+    with pytest.raises(AssertionError, match=r"differs at step 11, entry \(1, 0\): "):
         assert_jacobian_close(a, b, first_step=11)
 
 
@@ -103,8 +105,8 @@ def test_nan_and_shape_mismatch_fail() -> None:
     with pytest.raises(AssertionError, match=r"shapes differ: actual \(yours\) \(2, 2, 3\), "
                        r"expected \(reference\) \(2, 2, 2\)"):  # fmt: skip
         assert_jacobian_close(np.ones((2, 2, 3)), b)
-    with pytest.raises(AssertionError, match=r"\(T, S, k\) or \(S, k\)"):
-        assert_jacobian_close(np.ones(3), np.ones(3))
+    with pytest.raises(AssertionError, match=r"\(T, S, k\), \(S, k\) or \(k,\)"):
+        assert_jacobian_close(np.ones((1, 1, 1, 3)), np.ones((1, 1, 1, 3)))
 
 
 def test_rnn_blocks_and_input_jacobian_blocks() -> None:
@@ -127,6 +129,61 @@ def test_square_input_jacobian_is_named_dx() -> None:
     b[1, 0, 3] = 1.0
     with pytest.raises(AssertionError, match=r"block dh/dx, entry \(0, 3\)"):
         assert_jacobian_close(a, b, cell="lstm", quantity="input Jacobian")
+
+
+# -- issue 16 item 6: biases, parameter gradients, first failing step, hidden frames ---------------
+def test_a_bias_gradient_is_accepted_when_equal_and_located_when_not() -> None:
+    g = np.array([0.5, -1.25, 3.0])
+    assert_jacobian_close(g, g.copy(), quantity="gradient of b")
+    wrong = g.copy()
+    wrong[1] = -1.0
+    with pytest.raises(AssertionError) as info:
+        assert_jacobian_close(wrong, g, quantity="gradient of b")
+    assert str(info.value).startswith(
+        "gradient of b differs at entry (1): actual (yours) = -1.0, expected (reference) = -1.25"
+    )
+
+
+def test_a_parameter_gradient_names_no_step_and_no_block() -> None:
+    ref = np.arange(6.0).reshape(2, 3)
+    yours = ref.copy()
+    yours[1, 2] += 1.0
+    with pytest.raises(AssertionError) as info:
+        assert_jacobian_close(yours, ref, quantity="gradient of W_h")
+    message = str(info.value)
+    assert message.startswith("gradient of W_h differs at entry (1, 2): actual (yours) = 6.0")
+    assert "step" not in message and "only block" not in message
+
+
+def test_the_first_failing_step_is_named_besides_the_worst() -> None:
+    ref = np.ones((5, 2, 2))
+    yours = ref.copy()
+    yours[1, 0, 1] += 1e-3  # first failing step: 2
+    yours[3, 1, 0] += 1.0  # worst: step 4
+    with pytest.raises(AssertionError) as info:
+        assert_jacobian_close(yours, ref)
+    message = str(info.value)
+    assert message.startswith("Jacobian differs at step 4, entry (1, 0): ")
+    assert message.endswith("the first failing step is step 2 (the worst is step 4), 2 of 5 steps fail")
+
+
+def test_pytest_hides_the_helper_frames(tmp_path) -> None:
+    test = tmp_path / "test_user.py"
+    test.write_text(
+        "import numpy as np\n"
+        "from gradproof.numeric.testing import assert_jacobian_close\n\n"
+        "def test_mine():\n"
+        "    assert_jacobian_close(np.zeros((2, 2)), np.eye(2))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "assert_jacobian_close(np.zeros((2, 2)), np.eye(2))" in out.stdout  # the user's line
+    assert "Jacobian differs at entry (0, 0)" in out.stdout
+    assert "bad = ~(diff <= allowed)" not in out.stdout  # not the helper's source
+    assert "numeric/testing.py" not in out.stdout
 
 
 # -- the strategies --------------------------------------------------------------------------------
@@ -210,6 +267,7 @@ DOCTEST_MODULES = [
     "gradproof.numeric.gradients",
     "gradproof.numeric.verify",
     "gradproof.numeric.testing",
+    "gradproof.numeric.gradcheck",
     "gradproof.numeric.references",
     "gradproof.numeric.initialization",
     "gradproof.derive",
