@@ -34,8 +34,6 @@ AssertionError: Jacobian of f w.r.t. argument 'x' differs at row 0, column 1: ..
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import inspect
 import math
 import warnings
@@ -44,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .threads import single_blas_thread
 
 __all__ = [
     "check_jacobian",
@@ -58,31 +58,6 @@ EPS = np.finfo(np.float64).eps
 ROUNDING = 1e-8
 SAFETY = 10.0
 CS_STEP = 1e-20
-
-
-def _one_blas_thread(fn: Callable[..., None]) -> Callable[..., None]:
-    """Run a check with one BLAS thread (via threadpoolctl, when installed).
-
-    The checks evaluate small matrix-vector products, many of them complex; OpenBLAS's threaded
-    complex kernels cost about 500x more than one thread on a busy machine (11 ms against 20 µs
-    for a 256x64 ``zgemv`` measured here), and threads never pay at these sizes.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        __tracebackhide__ = True
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - optional
-            limit: Any = contextlib.nullcontext()
-        else:
-            with warnings.catch_warnings():  # threadpoolctl may warn about mixed OpenMP runtimes
-                warnings.simplefilter("ignore")
-                limit = threadpool_limits(limits=1, user_api="blas")
-        with limit:
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 # ----------------------------------------------------------------------------------------------
@@ -443,7 +418,7 @@ def _full_jacobian_message(
     return msg
 
 
-@_one_blas_thread
+@single_blas_thread
 def check_jacobian(
     f: Callable[..., Any],
     jacobian: Callable[..., Any],
@@ -559,7 +534,7 @@ def _label(leaf: _Leaf) -> str:
     return leaf.path if leaf.path.startswith("argument") else f"argument {leaf.path!r}"
 
 
-@_one_blas_thread
+@single_blas_thread
 def check_jvp(
     f: Callable[..., Any],
     jvp: Callable[..., Any],
@@ -631,7 +606,7 @@ def _columns_of(lin: Callable[[np.ndarray], np.ndarray], size: int, cols: range)
     return np.stack(out, axis=1)
 
 
-@_one_blas_thread
+@single_blas_thread
 def check_vjp(
     f: Callable[..., Any],
     vjp: Callable[..., Any],
@@ -806,7 +781,7 @@ def _gate(shape: tuple[int, ...], idx: tuple[int, ...], gate_rows: int | None) -
     return f" (gate block {b} of 0..{shape[0] // gate_rows - 1}, row {r} of that block)"
 
 
-@_one_blas_thread
+@single_blas_thread
 def check_gradient(
     loss: Callable[[Any], Any],
     grad: Callable[[Any], Any],
@@ -865,7 +840,7 @@ def check_gradient(
 # ----------------------------------------------------------------------------------------------
 
 
-@_one_blas_thread
+@single_blas_thread
 def check_recurrent_backward(
     step: Callable[[Any, Any, Any], Any],
     step_backward: Callable[[Any, Any, Any, Any], Any],

@@ -11,6 +11,7 @@ through threadpoolctl (about 0.4 ms to enter and leave, nothing beside a loop of
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -30,7 +31,11 @@ def single_blas_thread(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with threadpool_limits(limits=1, user_api="blas"):
+        __tracebackhide__ = True  # pytest shows the caller's frame, not this one
+        with warnings.catch_warnings():  # threadpoolctl may warn about mixed OpenMP runtimes
+            warnings.simplefilter("ignore")
+            limits = threadpool_limits(limits=1, user_api="blas")
+        with limits:
             return fn(*args, **kwargs)
 
     return wrapper
