@@ -70,6 +70,8 @@ _EXPORTS: dict[str, str] = {
             "input_jacobians",
             "gradient_profile",
             "GradientProfile",
+            "lyapunov_spectrum",
+            "LyapunovSpectrum",
             "verify",
             "Verification",
             "regime",
@@ -114,6 +116,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .numeric import (
         GradientProfile,
+        LyapunovSpectrum,
         Regime,
         Trajectory,
         Verification,
@@ -125,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         init,
         input_jacobians,
         load_torch_model,
+        lyapunov_spectrum,
         random_sequence,
         regime,
         step_jacobians,
