@@ -54,7 +54,7 @@ MAX_GROUP = 16
 #: Floats of step Jacobians evaluated at once (CHUNK·S² ≤ this); 2**21 floats = 16 MiB.
 _CHUNK_FLOATS = 2**21
 #: Steps of a diag(v) W Jacobian evaluated at once (only the (S,) vectors v are stored).
-_CHUNK_DIAG = 1024
+_CHUNK_DIAG = 256
 #: Number of points of the running estimates (for a convergence plot).
 RUNNING_POINTS = 200
 #: Number of blocks for the standard error.

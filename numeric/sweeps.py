@@ -99,7 +99,7 @@ class GateSweep:
             "cell": self.cell, "swept": self.swept, "parameter": self.parameter,
             "values": self.values.tolist(), "parameter_values": self.parameter_values.tolist(),
             "largest": self.largest.tolist(), "stderr": self.stderr.tolist(),
-            "final_log_spectral": self.log_spectral[:, 0].tolist(),
+            "final_log_spectral": self.log_spectral[:, 0].tolist() if self.log_spectral.shape[1] else None,
             "hidden": self.hidden, "inputs": self.inputs, "steps": self.steps,
             "warmup": self.warmup, "seed": self.seed,
         }  # fmt: skip
@@ -197,6 +197,7 @@ def gate_sweep(
     steps: int = 400,
     warmup: int = 50,
     seed: int = 0,
+    profile: bool = True,
 ) -> GateSweep:
     r"""λ₁ and :math:`\log\lVert\partial s_T/\partial s_k\rVert_2` of a gated cell as its keep bias β varies.
 
@@ -206,20 +207,21 @@ def gate_sweep(
     biases : the keep biases β, default −2 … 6 in steps of 0.5.
     hidden, inputs, steps, warmup, seed : sizes; every run uses the same weights and the same
         input sequence ``xs: (steps, inputs)`` of N(0, 1) entries, only the bias changes.
+    profile : also compute the gradient profiles (``log_spectral`` is (V, 0) without them).
     """
     betas = _values(biases, "biases")
     name = _cell(cell).name
     xs = random_sequence(steps, inputs, seed=seed + 1)
     rows = [
-        _point(name, keep_bias_parameters(name, b, hidden=hidden, inputs=inputs, seed=seed), xs, warmup, True)
+        _point(name, keep_bias_parameters(name, b, hidden=hidden, inputs=inputs, seed=seed), xs, warmup, profile)
         for b in betas
     ]
     param, sign = KEEP_GATES[name]
     return GateSweep(
         cell=name, swept="keep bias", parameter=param, values=betas, parameter_values=sign * betas,
         largest=np.array([r[0] for r in rows]), stderr=np.array([r[1] for r in rows]),
-        log_spectral=np.array([r[2] for r in rows]), hidden=hidden, inputs=inputs, steps=steps,
-        warmup=warmup, seed=seed,
+        log_spectral=np.array([r[2] for r in rows]) if profile else np.empty((betas.size, 0)), hidden=hidden,
+        inputs=inputs, steps=steps, warmup=warmup, seed=seed,
     )  # fmt: skip
 
 
