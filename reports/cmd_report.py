@@ -20,15 +20,17 @@ __all__ = ["command"]
               help="Cells for the verification appendix (repeatable); all six by default.")
 @click.option("--torch-model", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="A saved nn.RNN/LSTM/GRU state_dict (torch.save) to analyse in its own section.")
+@click.option("--experiments", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A folder written by gradproof experiment adding, for the trained models' curves.")
 @click.option("--title", default=ReportOptions.title, show_default=False, help="The report's title.")
 @click.option("--no-pdf", is_flag=True, help="Write the .tex and figures only; do not run LaTeX.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every random draw.")
 def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, title: str, no_pdf: bool,
-            seed: int) -> None:
+            seed: int, experiments: Path | None = None) -> None:
     """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT."""  # fmt: skip
     options = ReportOptions(
         out=out, cells=tuple(c.lower() for c in cells) or CELL_NAMES, torch_model=torch_model,
-        title=title, pdf=not no_pdf, seed=seed,
+        experiments=experiments, title=title, pdf=not no_pdf, seed=seed,
     )  # fmt: skip
     with tqdm(total=None, desc="report", unit="step", disable=None, leave=False) as bar:
         def progress(message: str) -> None:

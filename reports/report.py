@@ -16,6 +16,7 @@ from pathlib import Path
 from ..derive.cells import CELL_NAMES, cell
 from ..derive.errors import GradproofError
 from . import sections
+from .section_gates import load_experiment, section_gates
 from .figures import use_style
 from .latex import LatexError, compile_pdf, find_engine, render_report
 from .output import AtomicDirectory, write_json
@@ -30,6 +31,7 @@ class ReportOptions:
     out: Path = Path("report")
     cells: tuple[str, ...] = CELL_NAMES
     torch_model: Path | None = None
+    experiments: Path | None = None
     title: str = "Vanishing and exploding gradients in recurrent networks"
     pdf: bool = True
     seed: int = 0
@@ -64,6 +66,8 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
     cells = tuple(cell(c).name for c in options.cells)
     if options.torch_model is not None and not Path(options.torch_model).is_file():
         raise GradproofError(f"--torch-model: no such file: {options.torch_model}")
+    if options.experiments is not None:
+        load_experiment(options.experiments)  # fail before any work when it is unreadable
     say = progress or (lambda _msg: None)
     use_style()
     messages: list[str] = []
@@ -71,8 +75,9 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
     with AtomicDirectory(Path(options.out)) as tmp:
         figures = tmp / "figures"
         figures.mkdir()
-        ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model)
-        parts: list[tuple[str, Callable]] = list(sections.SECTIONS)
+        ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model,
+                                experiments=options.experiments)
+        parts: list[tuple[str, Callable]] = [*sections.SECTIONS, ("gates", section_gates)]
         if options.torch_model is not None:
             parts.append(("model", sections.section_model))
         parts.append(("verification", sections.section_verification))

@@ -45,6 +45,7 @@ class Context:
     seed: int
     cells: tuple[str, ...]
     torch_model: Path | None = None
+    experiments: Path | None = None
 
 
 # ----------------------------------------------------------------------------------------------
