@@ -110,7 +110,7 @@ def phase_diagram(norms: Any, biases: Any, largest: Any, *, title: str) -> Figur
             for i in range(x.size):
                 v = z[j, i]
                 dark = abs(v) > 0.55 * (high if v > 0 else -low)
-                ax.text(i, j, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                ax.text(i, j, f"{v:.2g}", ha="center", va="center", fontsize=7,
                         color="white" if dark else "black")  # fmt: skip
         ax.set_xticks(np.arange(x.size), [f"{v:g}" for v in x])
         ax.set_yticks(np.arange(y.size), [f"{v:g}" for v in y])
@@ -118,7 +118,7 @@ def phase_diagram(norms: Any, biases: Any, largest: Any, *, title: str) -> Figur
         ax.set_xlabel(r"$\sigma_{\max}$ of every recurrent matrix $W_\bullet$")
         ax.set_ylabel(r"keep bias $\beta$")
         ax.set_title(title)
-        fig.colorbar(mesh, ax=ax, label=r"$\lambda_1$ per step (0: neither vanishing nor exploding)")
+        fig.colorbar(mesh, ax=ax, label=r"$\lambda_1$ per step")
         return _finish(fig)
 
 
