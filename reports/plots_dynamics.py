@@ -167,7 +167,7 @@ def adding_curves(runs: Sequence[Mapping[str, Any]], *, baseline: float, solved:
         raise _fail(where, "'runs' is empty")
     cells = list(dict.fromkeys(r["cell"] for r in runs))
     with style():
-        fig, axes = _new(2.8, cols=len(lengths), sharey=True)
+        fig, axes = _new(3.1, cols=len(lengths), sharey=True)
         for ax, T in zip(axes[0], lengths, strict=True):
             for r in runs:
                 if int(r["T"]) != T:
@@ -180,8 +180,9 @@ def adding_curves(runs: Sequence[Mapping[str, Any]], *, baseline: float, solved:
             ax.set_yscale("log")
             ax.set_title(f"T = {T}")
             ax.set_xlabel("training step")
-            ax.legend(loc="lower left", fontsize=7)
         axes[0][0].set_ylabel("test MSE")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
         return _finish(fig)
 
 
@@ -210,7 +211,7 @@ def adding_dynamics(runs: Sequence[Mapping[str, Any]]) -> Figure:
         a.grid(False, axis="x")
         a.set_ylabel(r"$\lambda_1$ per step")
         a.set_title("before (open) → after (filled) training")
-        a.legend(loc="lower right", fontsize=8)
+        fig.legend(*a.get_legend_handles_labels(), loc="outside lower left", ncols=len(cells), fontsize=8)
         T = lengths[-1]
         for r in runs:
             if int(r["T"]) != T:

@@ -179,6 +179,23 @@ def _spectra(ctx: Context) -> tuple[list[dict], dict]:
     ))], res  # fmt: skip
 
 
+def _moved(outcome: dict, cells: list[str], T: int) -> str:
+    """Which cells training moved towards λ₁ = 0 (within NEUTRAL), chosen from the numbers."""
+    near, away = [], []
+    for c in cells:
+        r = outcome.get((c, T))
+        if r is None:
+            continue
+        b, a = abs(r["before"]["largest_exponent"]), abs(r["after"]["largest_exponent"])
+        (near if a < NEUTRAL and a < b else away).append(escape_tex(c))
+    if near and away:
+        return (f"Training brought {', '.join(near)} to $|\\lambda_1| < {NEUTRAL}$, the regime where a gradient survives "
+                f"the whole sequence, but not {', '.join(away)}.")
+    if near:
+        return f"Training brought every cell to $|\\lambda_1| < {NEUTRAL}$."
+    return f"Training brought no cell to $|\\lambda_1| < {NEUTRAL}$."
+
+
 def _experiment(ctx: Context, data: dict) -> tuple[list[dict], dict]:
     runs = data["runs"]
     lengths = sorted({int(r["T"]) for r in runs})
@@ -226,7 +243,7 @@ def _experiment(ctx: Context, data: dict) -> tuple[list[dict], dict]:
             "longest length (right). "
             + "; ".join(f"{escape_tex(c)} at $T = {lengths[-1]}$: $\\lambda_1$ ${_num(outcome[(c, lengths[-1])]['before']['largest_exponent'])}$ "
                         f"$\\to$ ${_num(outcome[(c, lengths[-1])]['after']['largest_exponent'])}$"
-                        for c in cells if (c, lengths[-1]) in outcome) + "."
+                        for c in cells if (c, lengths[-1]) in outcome) + ". " + _moved(outcome, cells, lengths[-1])
         )),
     ]  # fmt: skip
     return blocks, res
