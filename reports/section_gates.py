@@ -155,7 +155,7 @@ def _phase(ctx: Context) -> tuple[list[dict], dict]:
 
 def _spectra(ctx: Context) -> tuple[list[dict], dict]:
     cells = {"rnn-tanh": r"$\tanh$ RNN", "lstm": "LSTM", "gru-torch": "GRU (PyTorch)"}
-    hidden, steps, warmup = 8, 600, 50
+    hidden, steps, warmup = 8, 400, 40
     xs = random_sequence(steps, 4, seed=ctx.seed + 11)
     spectra, res = {}, {"hidden": hidden, "steps": steps, "warmup": warmup, "cells": {}}
     for c, label in cells.items():
