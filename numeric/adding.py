@@ -19,7 +19,7 @@ torch is imported when a function here runs, never when :mod:`numeric` is import
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,7 +269,3 @@ def run_adding(cfg: AddingConfig, *, progress: Callable[[str], None] | None = No
         "summary": summary,
     }
 
-
-def lengths_from(values: Sequence[int]) -> tuple[int, ...]:
-    """The lengths as a sorted tuple without duplicates."""
-    return tuple(sorted(set(int(v) for v in values)))
