@@ -79,6 +79,8 @@ _EXPORTS: dict[str, str] = {
             "input_jacobians",
             "gradient_profile",
             "GradientProfile",
+            "lyapunov_spectrum",
+            "LyapunovSpectrum",
             "verify",
             "Verification",
             "regime",
@@ -126,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .numeric import (
         GradientProfile,
+        LyapunovSpectrum,
         Regime,
         StackedModel,
         Trajectory,
@@ -140,6 +143,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         input_jacobians,
         input_sensitivity,
         load_torch_model,
+        lyapunov_spectrum,
         random_sequence,
         regime,
         step_jacobians,

@@ -17,6 +17,7 @@ from .clipping import clip_by_norm, clip_by_value
 from .gradcheck import check_gradient, check_jacobian, check_jvp, check_recurrent_backward, check_vjp
 from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
 from .initialization import init, random_sequence
+from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
 from .profile import GradientProfile
 from .references import REFERENCES, get_reference
 from .regime import Regime, bound_profile, regime
@@ -46,6 +47,8 @@ __all__ = [
     "parameter_gradients",
     "gradient_profile",
     "GradientProfile",
+    "lyapunov_spectrum",
+    "LyapunovSpectrum",
     "verify",
     "Verification",
     "get_reference",

@@ -23,7 +23,7 @@ def cli() -> None:
 
 
 #: The sub-command modules, each exposing ``command``.
-COMMANDS = ("cmd_derive", "cmd_verify", "cmd_bound", "cmd_report", "cmd_bench")
+COMMANDS = ("cmd_derive", "cmd_verify", "cmd_bound", "cmd_report", "cmd_bench", "cmd_experiment")
 
 
 def _register() -> None:

@@ -23,18 +23,20 @@ __all__ = ["command"]
               help="A saved nn.RNN/LSTM/GRU state_dict (torch.save; any num_layers, bidirectional) to "
               "analyse in its own section.")
 @torch_model_options
+@click.option("--experiments", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A folder written by gradproof experiment adding, for the trained models' curves.")
 @click.option("--title", default=ReportOptions.title, show_default=False, help="The report's title.")
 @click.option("--no-pdf", is_flag=True, help="Write the .tex and figures only; do not run LaTeX.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every random draw.")
 def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, nonlinearity: str | None,
-            prefix: str | None, title: str, no_pdf: bool, seed: int) -> None:
+            prefix: str | None, title: str, no_pdf: bool, seed: int, experiments: Path | None = None) -> None:
     """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT."""  # fmt: skip
     if torch_model is None and (nonlinearity is not None or prefix is not None):
         raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
     options = ReportOptions(
         out=out, cells=tuple(c.lower() for c in cells) or CELL_NAMES, torch_model=torch_model,
         nonlinearity=nonlinearity, prefix=prefix,
-        title=title, pdf=not no_pdf, seed=seed,
+        experiments=experiments, title=title, pdf=not no_pdf, seed=seed,
     )  # fmt: skip
     with tqdm(total=None, desc="report", unit="step", disable=None, leave=False) as bar:
         def progress(message: str) -> None:

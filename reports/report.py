@@ -16,6 +16,7 @@ from pathlib import Path
 from ..derive.cells import CELL_NAMES, cell
 from ..derive.errors import GradproofError
 from . import sections
+from .section_gates import load_experiment, section_gates
 from .figures import use_style
 from .latex import LatexError, compile_pdf, find_engine, render_report
 from .output import AtomicDirectory, write_json
@@ -32,6 +33,7 @@ class ReportOptions:
     torch_model: Path | None = None
     nonlinearity: str | None = None  # the nn.RNN nonlinearity, when the file does not record it
     prefix: str | None = None  # the recurrent module's key prefix inside a larger network
+    experiments: Path | None = None
     title: str = "Vanishing and exploding gradients in recurrent networks"
     pdf: bool = True
     seed: int = 0
@@ -72,6 +74,8 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
 
         user_model = load_user_model(options.torch_model, nonlinearity=options.nonlinearity,
                                      prefix=options.prefix)  # fmt: skip
+    if options.experiments is not None:
+        load_experiment(options.experiments)  # fail before any work when it is unreadable
     say = progress or (lambda _msg: None)
     use_style()
     messages: list[str] = []
@@ -80,8 +84,8 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
         figures = tmp / "figures"
         figures.mkdir()
         ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model,
-                               user_model=user_model)  # fmt: skip
-        parts: list[tuple[str, Callable]] = list(sections.SECTIONS)
+                               user_model=user_model, experiments=options.experiments)  # fmt: skip
+        parts: list[tuple[str, Callable]] = [*sections.SECTIONS, ("gates", section_gates)]
         if options.torch_model is not None:
             parts.append(("model", sections.section_model))
         parts.append(("verification", sections.section_verification))

@@ -46,6 +46,7 @@ class Context:
     cells: tuple[str, ...]
     torch_model: Path | None = None
     user_model: Any = None  # reports.model_option.UserModel, checked before the sections run
+    experiments: Path | None = None
 
 
 # ----------------------------------------------------------------------------------------------
