@@ -5,7 +5,8 @@ sum of sines. The command line therefore runs every command inside :func:`time_l
 arms a ``SIGALRM`` timer (``signal.setitimer(ITIMER_REAL, ...)``); when it fires, the handler
 raises :class:`TooCostly` (a :class:`GradproofError`, so the CLI prints it as one line and exits
 with code 2). SymPy and the rest of gradproof are Python code, so the exception lands within
-milliseconds. Should some library swallow it (``except Exception``), the timer fires again every
+milliseconds; only a module import under way is let finish first (a module broken halfway would
+poison later calls in the same process). Should some library swallow it (``except Exception``), the timer fires again every
 :data:`REFIRE` seconds until the budget is left, so a command never runs on past its budget by
 more than a moment.
 
@@ -114,6 +115,10 @@ def time_limit(seconds: float | None, *, command: str = "gradproof") -> Iterator
         # to the end to disarm the timer and put the previous handler back.
         if frame is not None and frame.f_code is _CLEANUP_CODE:
             return
+        # Never break a module import halfway: a half-initialised module (torch, say) would
+        # poison every later call in this process. The alarm fires again in REFIRE seconds.
+        if _inside_import(frame):
+            return
         raise TooCostly(_message(command, seconds))
 
     signal.signal(signal.SIGALRM, on_alarm)
@@ -126,6 +131,14 @@ def time_limit(seconds: float | None, *, command: str = "gradproof") -> Iterator
         if outer_remaining > 0:
             left = outer_remaining - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer_interval)
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 _CLEANUP_CODE = time_limit.__wrapped__.__code__  # type: ignore[attr-defined]

@@ -26,6 +26,10 @@ __all__ = ["command"]
 def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, title: str, no_pdf: bool,
             seed: int) -> None:
     """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT."""  # fmt: skip
+    if torch_model is not None:  # a bad model file fails now, not after every other section
+        from ..numeric.convert import from_torch, load_torch_model
+
+        from_torch(load_torch_model(torch_model))
     options = ReportOptions(
         out=out, cells=tuple(c.lower() for c in cells) or CELL_NAMES, torch_model=torch_model,
         title=title, pdf=not no_pdf, seed=seed,

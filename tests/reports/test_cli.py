@@ -149,6 +149,7 @@ def test_a_costly_command_stops_with_one_line(capsys, monkeypatch):
             _time.sleep(0.001)
 
     monkeypatch.setattr(cmd_derive, "render", slow)
+    run(capsys, "--help")  # the commands' modules imported before the clock starts
     start = _time.monotonic()
     code, out, err = run(capsys, "--time-limit", "0.3", "derive", "lstm")
     elapsed = _time.monotonic() - start
@@ -217,7 +218,31 @@ def test_the_slow_activation_of_issue_14_stops_in_time(capsys, tmp_path):
 
     np.save(tmp_path / "W.npy", 0.5 * np.eye(3))
     expr = "tanh(x)+" + "+".join(f"sin({k}*x)" for k in range(1, 40))
+    run(capsys, "bound", "--activation", "tanh", "--weights", str(tmp_path / "W.npy"))  # imports
     start = _time.monotonic()
     code, out, err = run(capsys, "--time-limit", "1", "bound", "--activation", expr, "--weights", str(tmp_path / "W.npy"))
     assert _time.monotonic() - start < 2.5
     assert code == 2 and out == "" and err.startswith("gradproof bound: error: stopped after 1 s")
+
+
+def test_the_budget_lets_an_import_finish_then_stops(tmp_path, monkeypatch):
+    import sys
+    import time as _time
+
+    from gradproof.reports.budget import TooCostly, time_limit
+
+    (tmp_path / "gp_slow_module.py").write_text(
+        "import time\nstart = time.monotonic()\nwhile time.monotonic() - start < 0.5:\n    pass\nDONE = True\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    start = _time.monotonic()
+    with pytest.raises(TooCostly, match="gradproof demo: error: stopped after 0.1 s"):
+        with time_limit(0.1, command="gradproof demo"):
+            import gp_slow_module  # noqa: F401
+
+            while True:
+                _time.sleep(0.001)
+    assert sys.modules["gp_slow_module"].DONE is True  # not broken halfway
+    assert 0.5 <= _time.monotonic() - start < 1.5
+    sys.modules.pop("gp_slow_module")
