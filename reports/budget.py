@@ -27,7 +27,9 @@ from types import FrameType
 
 from ..derive.errors import GradproofError
 
-__all__ = ["ENV_VAR", "REFIRE", "TooCostly", "limit_from_environment", "parse_limit", "time_limit"]
+__all__ = [
+    "ENV_VAR", "REFIRE", "TooCostly", "expired", "forget_expired", "limit_from_environment", "parse_limit", "time_limit",
+]  # fmt: skip
 
 ENV_VAR = "GRADPROOF_TIME_LIMIT"
 """Environment variable holding the time limit in seconds (``0`` turns the limit off)."""
@@ -42,6 +44,23 @@ class TooCostly(GradproofError):
     ``str(exc)`` is the whole line the CLI prints: ``gradproof CMD: error: stopped after ...``,
     what to do included.
     """
+
+
+_expired: list[TooCostly] = []
+
+
+def expired() -> TooCostly | None:
+    """The stop of the last budget left, if it ran out (else ``None``).
+
+    Code that catches every exception may turn :class:`TooCostly` into another error; the CLI
+    asks this to tell the user the true reason: the budget ran out.
+    """
+    return _expired[-1] if _expired else None
+
+
+def forget_expired() -> None:
+    """Forget an earlier run-out budget (the CLI calls it before each command)."""
+    _expired.clear()
 
 
 def parse_limit(text: str | float | None, *, source: str = ENV_VAR) -> float | None:
@@ -119,8 +138,11 @@ def time_limit(seconds: float | None, *, command: str = "gradproof") -> Iterator
         # poison every later call in this process. The alarm fires again in REFIRE seconds.
         if _inside_import(frame):
             return
-        raise TooCostly(_message(command, seconds))
+        stop = TooCostly(_message(command, seconds))
+        _expired[:] = [stop]
+        raise stop
 
+    _expired.clear()
     signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, budget, REFIRE)
     try:

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import click
 
 from ..derive.errors import GradproofError
-from .budget import ENV_VAR, TooCostly, limit_from_environment, parse_limit, time_limit
+from .budget import (
+    ENV_VAR, TooCostly, expired, forget_expired, limit_from_environment, parse_limit, time_limit,
+)  # fmt: skip
 
 __all__ = ["main", "cli", "DEFAULT_TIME_LIMIT", "COMMAND_TIME_LIMITS"]
 
@@ -76,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 a check failed, 2 bad input)."""
     _register()
     args = list(sys.argv[1:] if argv is None else argv)
+    forget_expired()
     try:
         rv = cli.main(args=args, prog_name="gradproof", standalone_mode=False)
     except click.UsageError as exc:
@@ -96,11 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(str(exc), err=True)
         return 2
     except GradproofError as exc:
-        click.echo(f"gradproof: error: {exc}", err=True)
+        stop = expired()  # the budget ran out and some code turned its stop into another error
+        click.echo(str(stop) if stop is not None else f"gradproof: error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("gradproof: interrupted", err=True)
         return 130
+    except Exception:
+        stop = expired()  # the budget's stop, turned into another exception by some library
+        if stop is None:
+            raise
+        click.echo(str(stop), err=True)
+        return 2
     return rv if isinstance(rv, int) else 0
 
 

@@ -246,3 +246,26 @@ def test_the_budget_lets_an_import_finish_then_stops(tmp_path, monkeypatch):
     assert sys.modules["gp_slow_module"].DONE is True  # not broken halfway
     assert 0.5 <= _time.monotonic() - start < 1.5
     sys.modules.pop("gp_slow_module")
+
+
+@pytest.mark.parametrize("converted", [ValueError, RuntimeError], ids=["gradproof-error", "other"])
+def test_a_stop_turned_into_another_error_is_still_reported_as_the_stop(capsys, monkeypatch, converted):
+    import time as _time
+
+    from gradproof.derive.errors import GradproofError
+    from gradproof.reports import cmd_derive
+
+    def converting(*args, **kwargs):
+        try:
+            while True:
+                _time.sleep(0.001)
+        except Exception:  # noqa: BLE001 - as a library might
+            raise (GradproofError("something else") if converted is ValueError else RuntimeError("x")) from None
+
+    monkeypatch.setattr(cmd_derive, "render", converting)
+    code, _, err = run(capsys, "--time-limit", "0.2", "derive", "lstm")
+    assert code == 2 and err.startswith("gradproof derive: error: stopped after 0.2 s")
+    # ... and the next command, without a stop, reports its own error
+    monkeypatch.setattr(cmd_derive, "render", lambda *a, **k: (_ for _ in ()).throw(GradproofError("own")))
+    code, _, err = run(capsys, "derive", "lstm")
+    assert code == 2 and err == "gradproof: error: own\n"
