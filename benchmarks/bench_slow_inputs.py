@@ -1,7 +1,7 @@
 """The slow-input bound: how long the worst short inputs found take to answer.
 
-Each row runs ``gradproof bound --activation EXPR --weights W.npy`` in-process
-(``reports.cli.main``) with the default time budget of the command (5 s, see
+Each row runs ``gradproof bound --activation EXPR --weights W.npy`` in a fresh process (so no
+cached γ), timed around ``reports.cli.main`` inside it, with the default time budget of the command (5 s, see
 ``reports/cli.py``), three times, and gives the median and maximum wall time, the exit code and
 whether the answer was γ or the one-line "too costly" stop. The inputs are the slowest the CLI
 fuzz (``benchmarks/fuzz_cli.py``) and hand search found: long sums of sines (the case of issue
@@ -15,12 +15,11 @@ Results go to ``benchmarks/results/slow_inputs.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradproof.reports.cli import DEFAULT_TIME_LIMIT, main as cli_main
+from gradproof.reports.cli import DEFAULT_TIME_LIMIT
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "slow_inputs.json"
 
@@ -49,19 +48,39 @@ INPUTS: list[tuple[str, str]] = [
 ]
 
 
+_CHILD = """
+import contextlib, io, json, sys, time
+from gradproof.reports.cli import main
+args = json.loads(sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    main(["bound", "--activation", "tanh", "--weights", args[-1]])  # imports before the clock
+out, err = io.StringIO(), io.StringIO()
+start = time.perf_counter()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = main(args)
+print(json.dumps({"seconds": time.perf_counter() - start, "code": code, "stdout": out.getvalue(),
+                  "stderr": err.getvalue()}))
+"""
+
+
 def time_one(expr: str, weights: str, *, limit: float | None) -> tuple[float, int, str]:
-    """Seconds, exit code and the last stderr line of one ``bound`` run."""
+    """Seconds, exit code and answer of one ``bound`` run, in a fresh process (no cache).
+
+    The time is measured inside the child around ``reports.cli.main`` (interpreter start and
+    the first imports excluded: they are the same for every input).
+    """
     args = ["bound", "--activation", expr, "--weights", weights]
     if limit is not None:
         args = ["--time-limit", f"{limit:g}", *args]
-    out, err = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli_main(args)
-    seconds = time.perf_counter() - start
-    gamma = next((line.split()[-1].strip("()") for line in out.getvalue().splitlines() if "gamma" in line), "")
-    last = (err.getvalue().strip().splitlines() or [""])[-1]
-    return seconds, code, f"gamma = {gamma.split('=')[-1].strip()}" if code == 0 else last[:120]
+    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True,
+                          text=True, check=True, timeout=600)  # fmt: skip
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    code = result["code"]
+    if code == 0:
+        line = next(ln for ln in result["stdout"].splitlines() if "gamma = sup" in ln)
+        return result["seconds"], code, "gamma = " + line.split("sup|sigma'|", 1)[1].split("(")[0].strip()
+    last = (result["stderr"].strip().splitlines() or [""])[-1]
+    return result["seconds"], code, last[:120]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     weights = str(Path(tempfile.mkdtemp(prefix="gradproof-slow-")) / "W.npy")
     np.save(weights, 0.5 * np.eye(3))
-    time_one("tanh", weights, limit=None)  # imports before the clock
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows = []
     limit = args.limit if args.limit is not None else DEFAULT_TIME_LIMIT
