@@ -24,7 +24,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reports.test_cli_fuzz import _FILES, FUZZ_LIMIT, Outcome, argument_lists, problems, run_cli
+from tests.reports.test_cli_fuzz import _FILES, FUZZ_LIMIT, Outcome, argument_lists, problems, run_cli, warm_up
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "fuzz_cli.json"
 
@@ -32,6 +32,7 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "fuzz_cli.json"
 def fuzz(examples: int, seed: int) -> list[Outcome]:
     """Run ``examples`` argument lists (seeded); return every outcome."""
     outcomes: list[Outcome] = []
+    warm_up()
 
     @settings(max_examples=examples, deadline=None, database=None, phases=["generate"],
               suppress_health_check=list(HealthCheck))  # fmt: skip

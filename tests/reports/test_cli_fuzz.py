@@ -259,9 +259,15 @@ def problems(outcome: Outcome, *, limit: float = FUZZ_LIMIT) -> list[str]:
 
 # ---- the test -----------------------------------------------------------------------------------
 
+_WARM: list[bool] = []
+
+
 def warm_up() -> None:
     """Import what the commands import lazily (torch, torch.func, ...) before the clock runs:
-    under load a first import of torch alone can outlast the fuzz budget."""
+    under load a first import of torch alone can outlast the fuzz budget. Once per process."""
+    if _WARM:
+        return
+    _WARM.append(True)
     for reference in REFERENCES:
         run_cli(["verify", "--cell", "lstm", "--hidden", "1", "--inputs", "1", "--steps", "1",
                  "--reference", reference], limit=0)  # fmt: skip
@@ -269,13 +275,13 @@ def warm_up() -> None:
 
 
 _FILES = make_files(Path(tempfile.mkdtemp(prefix="gradproof-fuzz-")))
-warm_up()
 
 
 @settings(max_examples=200, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
 @given(argument_lists(_FILES))
 def test_cli_keeps_its_contract_on_any_arguments(argv: list[str]) -> None:
+    warm_up()
     outcome = run_cli(argv)
     assert problems(outcome) == [], (argv, outcome.code, outcome.stderr[-2000:])
 
