@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         answer = "stopped: too costly" if "stopped after" in answer else answer
         rows.append({"input": label, "expression": expr, "chars": len(expr), "median_s": statistics.median(seconds),
                      "max_s": max(seconds), "runs_s": seconds, "code": code, "answer": answer})  # fmt: skip
-        print(f"{label:<44} {len(expr):>5} {statistics.median(seconds):>9.2f} {max(seconds):>7.2f} {code:>4}  {answer}")
+        print(f"{label:<44} {len(expr):>5} {statistics.median(seconds):>9.2f} {max(seconds):>7.2f} {code:>4}  {answer[:60]}")
     worst = max(r["max_s"] for r in rows)
     print(f"slowest answer: {worst:.2f} s (budget {limit:g} s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
