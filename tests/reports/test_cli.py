@@ -269,3 +269,12 @@ def test_a_stop_turned_into_another_error_is_still_reported_as_the_stop(capsys, 
     monkeypatch.setattr(cmd_derive, "render", lambda *a, **k: (_ for _ in ()).throw(GradproofError("own")))
     code, _, err = run(capsys, "derive", "lstm")
     assert code == 2 and err == "gradproof: error: own\n"
+
+
+def test_budget_doctests():
+    import doctest
+
+    from gradproof.reports import budget
+
+    result = doctest.testmod(budget)
+    assert result.failed == 0 and result.attempted >= 1
