@@ -6,20 +6,59 @@ error a user can cause ends as one line on stderr and exit code 2; never a trace
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import click
 
 from ..derive.errors import GradproofError
+from .budget import (
+    ENV_VAR, TooCostly, expired, forget_expired, limit_from_environment, parse_limit, time_limit,
+)  # fmt: skip
 
-__all__ = ["main", "cli"]
+__all__ = ["main", "cli", "DEFAULT_TIME_LIMIT", "COMMAND_TIME_LIMITS"]
+
+#: Seconds any command may take by default before it stops with one line (``TooCostly``).
+DEFAULT_TIME_LIMIT = 5.0
+
+#: Commands whose default budget differs: verify's work grows with --hidden/--steps (and it
+#: imports torch); report builds a whole document and bench is a benchmark, both long by design.
+COMMAND_TIME_LIMITS: dict[str, float | None] = {"verify": 60.0, "report": None, "bench": None}
+
+
+def _time_limit_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_limit(value, source="--time-limit") or 0.0
+    except GradproofError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--time-limit: ")) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gradproof")
-def cli() -> None:
+@click.option(
+    "--time-limit",
+    "limit",
+    metavar="SECONDS",
+    default=None,
+    callback=_time_limit_option,
+    help=f"Stop any command that runs longer than this, with one line (0 for no limit) "
+    f"[default: {ENV_VAR}, else {DEFAULT_TIME_LIMIT:g} s; verify 60 s; report and bench none].",
+)
+@click.pass_context
+def cli(ctx: click.Context, limit: float | None) -> None:
     """Derive, verify and explain vanishing and exploding gradients in recurrent networks."""
+    name = ctx.invoked_subcommand or ""
+    if limit is not None:
+        seconds = limit or None
+    elif os.environ.get(ENV_VAR, "").strip():
+        seconds = limit_from_environment()
+    else:
+        seconds = COMMAND_TIME_LIMITS.get(name, DEFAULT_TIME_LIMIT)
+    # Every command, whoever adds it, runs inside the budget; it ends when the command does.
+    ctx.with_resource(time_limit(seconds, command=f"gradproof {name}".rstrip()))
 
 
 #: The sub-command modules, each exposing ``command``.
@@ -39,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 a check failed, 2 bad input)."""
     _register()
     args = list(sys.argv[1:] if argv is None else argv)
+    forget_expired()
     try:
         rv = cli.main(args=args, prog_name="gradproof", standalone_mode=False)
     except click.UsageError as exc:
@@ -55,12 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(f"gradproof: error: {exc.format_message()}", err=True)
         return exc.exit_code if exc.exit_code else 2
+    except TooCostly as exc:
+        click.echo(str(exc), err=True)
+        return 2
     except GradproofError as exc:
-        click.echo(f"gradproof: error: {exc}", err=True)
+        stop = expired()  # the budget ran out and some code turned its stop into another error
+        click.echo(str(stop) if stop is not None else f"gradproof: error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("gradproof: interrupted", err=True)
         return 130
+    except Exception:
+        stop = expired()  # the budget's stop, turned into another exception by some library
+        if stop is None:
+            raise
+        click.echo(str(stop), err=True)
+        return 2
     return rv if isinstance(rv, int) else 0
 
 

@@ -68,4 +68,6 @@ def _bench(hidden: int, steps: int, repeats: int, json_path: Path | None) -> Non
     )
 
 
-command = click.command("bench")(_bench)
+command = click.command(
+    "bench", short_help="Time the gradient-norm profile against torch and a numpy floor."
+)(_bench)

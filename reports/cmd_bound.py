@@ -219,7 +219,10 @@ def _model_table(m: Any, path: str) -> list[str]:
 # --------------------------------------------------------------------------- the command
 
 
-@click.command("bound")
+@click.command(
+    "bound",
+    short_help="Pascanu et al. (2013) regime of a weight matrix or a torch model.",
+)
 @click.option(
     "--activation",
     "activation",

@@ -30,7 +30,7 @@ def render(name: str, *, as_latex: bool = False, steps: bool = True) -> str:
     return "\n".join(out)
 
 
-@click.command("derive")
+@click.command("derive", short_help="Print a cell's equations and its step Jacobian, by the chain rule.")
 @click.argument("cell_name", metavar="CELL", type=click.Choice(CELL_NAMES, case_sensitive=False))
 @click.option("--latex", "as_latex", is_flag=True, help="Print LaTeX instead of plain text.")
 @click.option("--no-steps", is_flag=True, help="Only the equations and the Jacobians.")

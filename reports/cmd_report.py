@@ -14,7 +14,7 @@ from .report import ReportOptions, build_report
 __all__ = ["command"]
 
 
-@click.command("report")
+@click.command("report", short_help="Write the derivation report: LaTeX, PDF, figures, results.json.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True,
               help="Folder to write report.tex, report.pdf, figures/ and results.json into.")
 @click.option("--cells", "cells", multiple=True, type=click.Choice(CELL_NAMES, case_sensitive=False),

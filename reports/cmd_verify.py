@@ -32,7 +32,7 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
     return reports, skipped
 
 
-@click.command("verify")
+@click.command("verify", short_help="Check the derived Jacobians and gradients against a reference.")
 @click.option("--cell", "cells", multiple=True, type=click.Choice(CELL_NAMES, case_sensitive=False),
               help="A cell to check (repeatable); all six by default.")
 @click.option("--hidden", type=click.IntRange(1, 512), default=4, show_default=True, help="Hidden size n.")

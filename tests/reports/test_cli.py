@@ -108,3 +108,173 @@ def test_help_lists_every_command(capsys):
     assert code == 0
     for name in ("derive", "verify", "bound", "report", "bench"):
         assert name in out
+
+
+# ---- help summaries and the time budget (issue 14) --------------------------------------------
+
+
+def test_every_help_summary_is_a_whole_sentence(capsys):
+    import click
+
+    from gradproof.reports.cli import cli
+
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    rows = out.split("Commands:\n", 1)[1].splitlines()
+    summaries: dict[str, str] = {}
+    for row in rows:  # "  name    summary", continuation lines only indented
+        parts = row.split(maxsplit=1)
+        if row.startswith("  ") and not row.startswith("   ") and len(parts) == 2:
+            summaries[parts[0]] = parts[1]
+        elif parts and summaries:
+            last = list(summaries)[-1]
+            summaries[last] += " " + " ".join(parts)
+    assert set(summaries) == set(cli.commands)
+    for name, summary in summaries.items():
+        command = cli.commands[name]
+        assert isinstance(command, click.Command)
+        assert summary == command.short_help, name  # set explicitly, printed uncut
+        assert summary.endswith(".") and not summary.endswith(("...", "et al.")), summary
+        assert len(summary.split()) >= 5 and summary[0].isupper(), summary
+    assert summaries["bound"].startswith("Pascanu et al. (2013) regime")
+
+
+def test_a_costly_command_stops_with_one_line(capsys, monkeypatch):
+    import time as _time
+
+    from gradproof.reports import cmd_derive
+
+    def slow(*args, **kwargs):
+        while True:  # a stand-in for SymPy working on a costly expression
+            _time.sleep(0.001)
+
+    monkeypatch.setattr(cmd_derive, "render", slow)
+    run(capsys, "--help")  # the commands' modules imported before the clock starts
+    start = _time.monotonic()
+    code, out, err = run(capsys, "--time-limit", "0.3", "derive", "lstm")
+    elapsed = _time.monotonic() - start
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("gradproof derive: error: stopped after 0.3 s: this input is too costly")
+    assert "--time-limit SECONDS" in err and "GRADPROOF_TIME_LIMIT" in err
+    assert 0.3 <= elapsed < 1.5
+
+
+def test_a_swallowed_alarm_fires_again(capsys, monkeypatch):
+    import time as _time
+
+    from gradproof.reports import cmd_derive
+
+    swallowed = []
+
+    def careless(*args, **kwargs):
+        while True:
+            try:
+                while True:
+                    _time.sleep(0.001)
+            except Exception as exc:  # noqa: BLE001 - as some libraries do
+                swallowed.append(exc)
+                if len(swallowed) > 1:
+                    raise
+
+    monkeypatch.setattr(cmd_derive, "render", careless)
+    code, _, err = run(capsys, "--time-limit", "0.2", "derive", "lstm")
+    assert code == 2 and len(swallowed) == 2
+    assert "stopped after 0.2 s" in err
+
+
+def test_time_limit_from_environment_and_zero_means_none(capsys, monkeypatch):
+    import signal
+
+    from gradproof.reports import cmd_derive
+
+    seen = []
+    monkeypatch.setattr(cmd_derive, "render", lambda *a, **k: seen.append(signal.getitimer(signal.ITIMER_REAL)[0]) or "ok")
+    monkeypatch.setenv("GRADPROOF_TIME_LIMIT", "7")
+    assert run(capsys, "derive", "lstm")[0] == 0
+    monkeypatch.setenv("GRADPROOF_TIME_LIMIT", "0")
+    assert run(capsys, "derive", "lstm")[0] == 0
+    monkeypatch.delenv("GRADPROOF_TIME_LIMIT")
+    assert run(capsys, "derive", "lstm")[0] == 0
+    assert run(capsys, "--time-limit", "0", "derive", "lstm")[0] == 0
+    assert 6 < seen[0] <= 7 and seen[1] == 0.0 and 4 < seen[2] <= 5 and seen[3] == 0.0
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # nothing left armed
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.default_int_handler, None)
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "nan", "inf"])
+def test_bad_time_limit_is_one_line(capsys, monkeypatch, value):
+    code, _, err = run(capsys, "--time-limit", value, "derive", "lstm")
+    assert code == 2 and err.count("\n") == 1 and "--time-limit" in err
+    monkeypatch.setenv("GRADPROOF_TIME_LIMIT", value)
+    code, _, err = run(capsys, "derive", "lstm")
+    assert code == 2 and err.count("\n") == 1 and "GRADPROOF_TIME_LIMIT" in err
+
+
+def test_the_slow_activation_of_issue_14_stops_in_time(capsys, tmp_path):
+    import time as _time
+
+    import numpy as np
+
+    np.save(tmp_path / "W.npy", 0.5 * np.eye(3))
+    expr = "tanh(x)+" + "+".join(f"sin({k}*x)" for k in range(1, 40))
+    run(capsys, "bound", "--activation", "tanh", "--weights", str(tmp_path / "W.npy"))  # imports
+    start = _time.monotonic()
+    code, out, err = run(capsys, "--time-limit", "1", "bound", "--activation", expr, "--weights", str(tmp_path / "W.npy"))
+    assert _time.monotonic() - start < 2.5
+    assert code == 2 and out == "" and err.startswith("gradproof bound: error: stopped after 1 s")
+
+
+def test_the_budget_lets_an_import_finish_then_stops(tmp_path, monkeypatch):
+    import sys
+    import time as _time
+
+    from gradproof.reports.budget import TooCostly, time_limit
+
+    (tmp_path / "gp_slow_module.py").write_text(
+        "import time\nstart = time.monotonic()\nwhile time.monotonic() - start < 0.5:\n    pass\nDONE = True\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    start = _time.monotonic()
+    with pytest.raises(TooCostly, match="gradproof demo: error: stopped after 0.1 s"):
+        with time_limit(0.1, command="gradproof demo"):
+            import gp_slow_module  # noqa: F401
+
+            while True:
+                _time.sleep(0.001)
+    assert sys.modules["gp_slow_module"].DONE is True  # not broken halfway
+    assert 0.5 <= _time.monotonic() - start < 1.5
+    sys.modules.pop("gp_slow_module")
+
+
+@pytest.mark.parametrize("converted", [ValueError, RuntimeError], ids=["gradproof-error", "other"])
+def test_a_stop_turned_into_another_error_is_still_reported_as_the_stop(capsys, monkeypatch, converted):
+    import time as _time
+
+    from gradproof.derive.errors import GradproofError
+    from gradproof.reports import cmd_derive
+
+    def converting(*args, **kwargs):
+        try:
+            while True:
+                _time.sleep(0.001)
+        except Exception:  # noqa: BLE001 - as a library might
+            raise (GradproofError("something else") if converted is ValueError else RuntimeError("x")) from None
+
+    monkeypatch.setattr(cmd_derive, "render", converting)
+    code, _, err = run(capsys, "--time-limit", "0.2", "derive", "lstm")
+    assert code == 2 and err.startswith("gradproof derive: error: stopped after 0.2 s")
+    # ... and the next command, without a stop, reports its own error
+    monkeypatch.setattr(cmd_derive, "render", lambda *a, **k: (_ for _ in ()).throw(GradproofError("own")))
+    code, _, err = run(capsys, "derive", "lstm")
+    assert code == 2 and err == "gradproof: error: own\n"
+
+
+def test_budget_doctests():
+    import doctest
+
+    from gradproof.reports import budget
+
+    result = doctest.testmod(budget)
+    assert result.failed == 0 and result.attempted >= 1

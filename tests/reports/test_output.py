@@ -156,6 +156,7 @@ def test_failed_final_rename_puts_the_old_report_back(
         real_rename(src, dst)
 
     monkeypatch.setattr(output.os, "rename", rename)
+    monkeypatch.setattr(output, "_exchange", lambda a, b: False)  # a kernel without renameat2
     with pytest.raises(
         GradproofError, match="No space left on device; the earlier report is unchanged"
     ):
@@ -246,3 +247,184 @@ def test_json_floats_round_trip(values: list[float]) -> None:
             assert got == ("inf" if value > 0 else "-inf")
         else:
             assert got == value and isinstance(got, float)
+
+
+# --------------------------------------------------------------------------------------------
+# Left-overs of killed runs, concurrent runs (issue 14)
+# --------------------------------------------------------------------------------------------
+
+
+def leftovers(out: Path) -> list[str]:
+    return [n for n in siblings(out) if n.startswith((f".{out.name}.tmp-", f".{out.name}.old-"))]
+
+
+def dead_pid() -> int:
+    """A pid that is certainly not running: a child that has exited and been reaped."""
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+def test_the_temporary_directory_names_its_owner(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with AtomicDirectory(out) as tmp:
+        pid, start, boot = tmp.name.removeprefix(".report.tmp-").split("-")[:3]
+        assert int(pid) == os.getpid()
+        assert int(start) == output._start_ticks(os.getpid()) > 0
+        assert boot == output._boot_id() != "0"
+        assert not output._stale(tmp)  # our own, alive
+
+
+def test_stale_folders_of_dead_runs_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    before = make_old_report(out)
+    me = os.getpid()
+    start = output._start_ticks(me)
+    boot = output._boot_id()
+    names = {
+        "dead": f".report.tmp-{dead_pid()}-{start}-{boot}-abc",
+        "reused-pid": f".report.tmp-{me}-{start + 1}-{boot}-abc",  # same pid, later process
+        "other-boot": f".report.tmp-{me}-{start}-{'f' * 8 if boot != 'f' * 8 else 'e' * 8}-abc",
+        "dead-backup": f".report.old-{dead_pid()}-{start}-{boot}-abc",
+        "legacy-old": ".report.tmp-oldstyle",
+        "live": f".report.tmp-{me}-{start}-{boot}-live",
+        "legacy-fresh": ".report.tmp-freshstyle",
+        "other-output": f".other.tmp-{dead_pid()}-{start}-{boot}-abc",
+    }
+    for name in names.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.tex").write_text("partial\n", encoding="utf-8")
+    hour_ago = os.stat(tmp_path).st_mtime - 2 * output.LEGACY_STALE_SECONDS
+    os.utime(tmp_path / names["legacy-old"], (hour_ago, hour_ago))
+    with AtomicDirectory(out) as tmp:
+        (tmp / "report.tex").write_text("new\n", encoding="utf-8")
+        left = set(siblings(out))
+    assert left == {"report", tmp.name, names["live"], names["legacy-fresh"], names["other-output"]}
+    assert set(siblings(out)) == {"report", names["live"], names["legacy-fresh"], names["other-output"]}
+    assert (out / "report.tex").read_text(encoding="utf-8") == "new\n"
+    assert before["report.tex"] == "old tex\n"
+
+
+def test_a_backup_left_by_a_kill_mid_swap_is_put_back(tmp_path: Path) -> None:
+    # Killed after the old report was moved aside and before the new one moved in (the
+    # two-rename path on kernels without renameat2): the old report comes back.
+    out = tmp_path / "report"
+    backup = tmp_path / f".report.old-{dead_pid()}-1-{output._boot_id()}-abcd"
+    before = make_old_report(backup)
+    atomic = AtomicDirectory(out)
+    with atomic as tmp:
+        assert tree(out) == before and leftovers(out) == [tmp.name]
+    assert (out / MARKER).exists() and leftovers(out) == []
+
+
+def test_swap_is_one_step_where_the_kernel_can(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("a", encoding="utf-8")
+    (b / "x").write_text("b", encoding="utf-8")
+    assert output._exchange(a, b) is True  # Linux >= 3.15 with glibc >= 2.28
+    assert (a / "x").read_text(encoding="utf-8") == "b" and (b / "x").read_text(encoding="utf-8") == "a"
+    with pytest.raises(OSError):
+        output._exchange(a, tmp_path / "missing")
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from gradproof.reports.output import AtomicDirectory
+out, tag = Path(sys.argv[1]), sys.argv[2]
+with AtomicDirectory(out) as tmp:
+    for i in range(20):
+        (tmp / f"part{i}.txt").write_text(tag * 1000, encoding="utf-8")
+        time.sleep(0.01)
+    (tmp / "report.tex").write_text(tag, encoding="utf-8")
+print("done", tag)
+"""
+
+
+def test_concurrent_writers_into_one_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "report"
+    make_old_report(out)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(out), tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for tag in "ABCD"
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], results
+    files = tree(out)
+    tag = files["report.tex"]
+    assert tag in "ABCD" and all(files[f"part{i}.txt"] == tag * 1000 for i in range(20))
+    assert set(files) == {MARKER, "report.tex", *(f"part{i}.txt" for i in range(20))}
+    assert siblings(out) == ["report"]
+
+
+def byte_tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def report_command(out: Path) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "gradproof", "report", "--no-pdf", "--cells", "rnn-tanh", "--out", str(out)]
+
+
+def assert_complete(out: Path) -> None:
+    files = byte_tree(out)
+    assert {MARKER, "report.tex", "timings.tex", "results.json"} <= set(files)
+    assert any(name.startswith("figures/") for name in files)
+    assert json.loads(files["results.json"])["cells"] == ["rnn-tanh"]
+    assert files["report.tex"].rstrip().endswith(b"\\end{document}")
+
+
+@pytest.mark.slow
+def test_real_reports_concurrent_then_killed_at_random_moments(tmp_path: Path) -> None:
+    """Two `gradproof report` runs into one folder at once, then runs killed with SIGKILL at
+    seeded random moments: the previous report stays byte-identical after each kill, and the
+    next complete run leaves no temporary folder behind."""
+    import random
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "R"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    start = time.monotonic()
+    pair = [subprocess.Popen(report_command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(2)]
+    for p in pair:
+        p.communicate(timeout=900)
+    duration = (time.monotonic() - start) / 1.5  # two at once on two cores: about 1.5 runs
+    assert [p.returncode for p in pair] == [0, 0]
+    assert_complete(out)
+    assert leftovers(out) == []
+
+    before = byte_tree(out)
+    rng = random.Random(14)
+    moments = sorted(rng.uniform(0.1, 1.0) * duration for _ in range(3))
+    killed = 0
+    for moment in moments:
+        proc = subprocess.Popen(report_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + moment
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+            killed += 1
+            assert byte_tree(out) == before, f"report changed by a run killed after {moment:.2f} s"
+        else:  # finished before its moment: its report is the new previous one
+            assert proc.returncode == 0
+            assert_complete(out)
+            before = byte_tree(out)
+    assert killed >= 2
+
+    final = subprocess.run(report_command(out), capture_output=True, env=env, timeout=900)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert_complete(out)
+    assert leftovers(out) == [], "a later run must remove the folders of killed runs"
+    assert siblings(out) == ["R"]
