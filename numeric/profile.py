@@ -102,6 +102,19 @@ class GradientProfile:
         for name, value in arrays.items():
             object.__setattr__(self, name, value)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the horizon and the log-norms at a few k (natural logarithms)."""
+        T = self.T
+        ks = sorted({0, T // 4, T // 2, (3 * T) // 4, T - 1}) if T else []
+        lines = [
+            f"**GradientProfile** of ∂s_T/∂s_k, T = {T} (natural log of the norm of J_T ⋯ J_(k+1))",
+            "",
+            "| k | log ‖·‖₂ | log ‖·‖_F |",
+            "|---:|---:|---:|",
+        ]
+        lines += [f"| {k} | {self.log_spectral[k]:.4g} | {self.log_frobenius[k]:.4g} |" for k in ks]
+        return "\n".join(lines)
+
     @property
     def T(self) -> int:  # noqa: N802 - the horizon is called T throughout MATH.md
         """The horizon T: the number of entries k = 0..T-1."""

@@ -206,6 +206,22 @@ class Regime:
             return False
         return (self.verdict == VANISHING) != (self.linear_verdict == "vanishing")
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the verdict, the numbers it rests on and why."""
+        n, m = self.shape
+        lines = [
+            f"**{self.verdict}** ({self.activation}, W of shape {n}×{m})",
+            "",
+            "| γ = sup\\|σ'\\| | σ_max(W) | ρ(W) | η = γ σ_max |",
+            "|---:|---:|---:|---:|",
+            f"| {self.gamma_exact} | {self.sigma_max:.4g} | {self.spectral_radius:.4g} | {self.eta:.4g} |",
+            "",
+            self.explanation,
+        ]
+        if self.linear_verdict is not None:
+            lines += ["", f"linear unit (γρ): {self.linear_verdict}"]
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: gamma, sigma_max, spectral_radius, eta, regime, and extras."""
         out: dict[str, Any] = {

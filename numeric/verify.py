@@ -9,7 +9,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,10 @@ from .gradients import input_jacobians, parameter_gradients, step_jacobians
 from .references import TOLERANCES, Reference, get_reference
 from .trajectory import prepare
 
-__all__ = ["Check", "Verification", "verify", "compare", "state_blocks", "GATES"]
+__all__ = ["Check", "Verification", "verify", "compare", "state_blocks", "GATES", "VERIFY_STAGES"]
+
+#: What :func:`verify` reports to its ``progress`` hook, in order.
+VERIFY_STAGES = ("step Jacobians", "input Jacobians", "derived gradients", "reference gradients")
 
 #: What a parameter's suffix names, for messages ("W_f" -> forget gate f).
 GATES = {
@@ -225,6 +228,31 @@ class Verification:
     def __str__(self) -> str:
         return self.table()
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the table as Markdown, with the verdict and the tolerance."""
+        status = "all within tolerance" if self.ok else "**FAILED**"
+        unsure = sum(c.not_judged for c in self.checks)
+        if self.ok and unsure:
+            status += f" ({unsure} entries not judged: the reference cannot tell there)"
+        tols = "; ".join(f"rtol {r:g}, atol {a:g}" for r, a in sorted({(c.rtol, c.atol) for c in self.checks}))
+        lines = [
+            f"**{self.cell}** vs **{self.reference}** (hidden {self.hidden}, inputs {self.inputs}, "
+            f"T {self.steps}): {status}",
+            "",
+            f"tolerance: \\|derived − reference\\| ≤ atol + rtol · max\\|reference\\| ({tols})",
+            "",
+            "| quantity | block | max abs | max rel | worst step | not judged | status |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for c in self.checks:
+            step = "–" if c.worst_step is None else str(c.worst_step)
+            unsure_c = f"{c.not_judged}/{c.entries}" if c.not_judged else "–"
+            lines.append(
+                f"| {c.quantity} | {c.block or '–'} | {c.max_abs:.2e} | {c.max_rel:.2e} | {step} | "
+                f"{unsure_c} | {c.status} |"
+            )
+        return "\n".join(lines)
+
 
 def verify(
     cell: Cell | str,
@@ -237,6 +265,7 @@ def verify(
     rtol: float | None = None,
     atol: float | None = None,
     step: Derivation | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Verification:
     """Compare the derived step Jacobians, input Jacobians and BPTT gradients with a reference.
 
@@ -249,6 +278,8 @@ def verify(
     rtol, atol : tolerances; default per reference (:data:`numeric.references.TOLERANCES`).
     step : a step-Jacobian derivation to check instead of gradproof's (your own formula). It
         replaces the step-Jacobian rows only; the BPTT gradients always use gradproof's derivation.
+    progress : called with the name of each of the :data:`VERIFY_STAGES` as it starts (a
+        progress bar's hook; nothing is printed here).
 
     Returns
     -------
@@ -270,6 +301,8 @@ def verify(
         # the reference's own error bound (finite differences across a kink), when it has one
         return getattr(ref, "uncertainty", {}).get(key)
 
+    say = progress or (lambda _stage: None)
+    say(VERIFY_STAGES[0])
     a = step_jacobians(c, p, xs_a, s0_a, step=step)
     b = ref.step_jacobians(c, p, xs_a, s0_a)
     u = unsure("step")
@@ -280,6 +313,7 @@ def verify(
                 compare(a[:, rs, cs], b[:, rs, cs], quantity="step Jacobian", block=name, rtol=rtol,
                         atol=atol, uncertainty=None if u is None else u[:, rs, cs])
             )  # fmt: skip
+    say(VERIFY_STAGES[1])
     a = input_jacobians(c, p, xs_a, s0_a)
     b = ref.input_jacobians(c, p, xs_a, s0_a)
     u = unsure("input")
@@ -287,7 +321,9 @@ def verify(
         name = f"d{rn}/dx" if len(blocks) > 1 else ""
         checks.append(compare(a[:, rs], b[:, rs], quantity="input Jacobian", block=name, rtol=rtol,
                               atol=atol, uncertainty=None if u is None else u[:, rs]))  # fmt: skip
+    say(VERIFY_STAGES[2])
     ga = parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
+    say(VERIFY_STAGES[3])
     gb = ref.parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
     for name in c.parameter_names:
         checks.append(

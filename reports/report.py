@@ -77,8 +77,9 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             parts.append(("model", sections.section_model))
         parts.append(("verification", sections.section_verification))
         built, results = [], {"seed": options.seed, "cells": list(cells), "version": _version()}
-        for name, make in parts:
-            say(f"section: {name}")
+        total = len(parts) + 1 + int(options.pdf)
+        for i, (name, make) in enumerate(parts, start=1):
+            say(f"[{i}/{total}] section: {name}")
             section, numbers = make(ctx)
             built.append(section)
             results[name] = numbers
@@ -91,7 +92,7 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             "conventions": sections.conventions(),
             "sections": built,
         }
-        say("writing report.tex and results.json")
+        say(f"[{len(parts) + 1}/{total}] writing report.tex and results.json")
         (tmp / "report.tex").write_text(render_report(context), encoding="utf-8")
         (tmp / "timings.tex").write_text(sections.timings_tex(results["gru"]), encoding="utf-8")
         write_json(tmp / "results.json", results)
@@ -103,7 +104,7 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
                     "texlive-latex-base texlive-latex-recommended latexmk lmodern (scripts/install-latex.sh)"
                 )
             else:
-                say("compiling the PDF with latexmk")
+                say(f"[{total}/{total}] compiling the PDF with latexmk")
                 try:
                     compile_pdf(tmp / "report.tex")
                     pdf = Path(options.out) / "report.pdf"
