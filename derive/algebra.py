@@ -3,7 +3,7 @@
 A cell is written with SymPy matrix expressions: :class:`~sympy.MatrixSymbol` vectors and
 matrices, ``MatAdd``, ``MatMul``, ``HadamardProduct``, and the few elementwise nodes defined here
 (:class:`Act`, :class:`ActPrime`, :class:`OneMinus`, :class:`Square`, :class:`Diag`,
-:class:`JacobianSymbol`). SymPy's own matrix calculus cannot be used on these (MATH.md: the
+:class:`JacobianSymbol`). SymPy's own matrix calculus cannot be used on these (docs/math.md: the
 transpose of the Jacobian for ``tanh(W h)``, ``ValueError`` on Hadamard products), so
 :func:`jacobian` applies the chain rule itself, one rule per node type:
 

@@ -1,4 +1,4 @@
-"""Step and input Jacobians of a cell, derived by gradproof's chain rule (MATH.md §1, §3, §4).
+"""Step and input Jacobians of a cell, derived by gradproof's chain rule (docs/math.md §1, §3, §4).
 
 >>> from gradproof.derive import RNN, step_jacobian, latex
 >>> print(latex(step_jacobian(RNN("tanh")).result))
@@ -229,7 +229,7 @@ def step_jacobian(cell: Cell | str) -> Derivation:
     r"""∂s^{(t)}/∂s^{(t-1)} in structured form.
 
     Vanilla RNN: :math:`\operatorname{diag}(\sigma'(z^{(t)}))\,W_h`; the LSTM as the 2×2 block
-    matrix of MATH.md §3 (state ``[h; c]``); the GRU as the sums of MATH.md §4.
+    matrix of docs/math.md §3 (state ``[h; c]``); the GRU as the sums of docs/math.md §4.
     """
     return _step_jacobian(_cell(cell))
 

@@ -3,7 +3,7 @@ r"""References the derived formulas are checked against, behind one small interf
 =================  ==========================================================================
 name               how it differentiates
 =================  ==========================================================================
-``torch``          ``torch.func.jacrev`` / autograd of cells hand-written in torch from MATH.md,
+``torch``          ``torch.func.jacrev`` / autograd of cells hand-written in torch from docs/math.md,
                    independently of the symbolic layer (:mod:`numeric.torch_reference`)
 ``torch.nn``       the real ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` modules' own forward and backward
 ``complex-step``   :math:`f'(x) \approx \operatorname{Im} f(x + i h)/h`, h = 1e-20: no subtractive

@@ -1,7 +1,7 @@
 """The Pascanu et al. (2013) theorem evaluated on a concrete recurrent matrix.
 
 For a vanilla RNN, h_t = σ(z_t) with z_t = W h_{t-1} + W_x x_t + b, the step Jacobian is
-D(σ'(z_t)) W (MATH.md §1), so by submultiplicativity
+D(σ'(z_t)) W (docs/math.md §1), so by submultiplicativity
 
 .. math::
 
@@ -282,7 +282,7 @@ def _explain(
 
 
 def regime(activation: str | Activation, W: Any) -> Regime:
-    """Classify a recurrent matrix by the Pascanu et al. (2013) theorem (MATH.md §1).
+    """Classify a recurrent matrix by the Pascanu et al. (2013) theorem (docs/math.md §1).
 
     Parameters
     ----------
@@ -471,8 +471,8 @@ def bound_profile(activation: str | Activation, W: Any, pre_activations: Any) ->
 class DirectPath:
     """The gated shortcut of an LSTM or GRU: a diagonal factor D(r_t) per step, 0 < r_t < 1.
 
-    LSTM: ∂c_t/∂c_{t-1} = D(f_t) (MATH.md §3); PyTorch GRU: the term D(z_t) of ∂h'/∂h; lecture
-    GRU: D(1 − u_t) (MATH.md §4). Along this path alone k steps multiply to a diagonal matrix of
+    LSTM: ∂c_t/∂c_{t-1} = D(f_t) (docs/math.md §3); PyTorch GRU: the term D(z_t) of ∂h'/∂h; lecture
+    GRU: D(1 − u_t) (docs/math.md §4). Along this path alone k steps multiply to a diagonal matrix of
     norm ≤ (max r)^k ≤ 1: it never explodes. The full Jacobian adds the other terms, so the path
     alone is a truncation.
 
@@ -612,7 +612,7 @@ def _direct_path(params: Mapping[str, Any], spec: tuple[str, str, str, float, st
         f"along the {path} alone k steps give a diagonal product of norm <= (max {gate})^k <= 1, "
         f"so this path never explodes; at zero input and |h| <= 1 the gate {gate} stays <= "
         f"{upper:.6g} (at rest {at_rest[0]:.4g}..{at_rest[1]:.4g}), so the path at least halves "
-        f"every {half_life:.4g} steps; the full Jacobian also has the h-path terms (MATH.md "
+        f"every {half_life:.4g} steps; the full Jacobian also has the h-path terms (docs/math.md "
         "sections 3-4), so the path alone is a truncation."
     )
     return DirectPath(
@@ -664,7 +664,7 @@ def model_regime(
             main="W_h",
             blocks=MappingProxyType({"W_h": r}),
             direct_path=None,
-            note="vanilla RNN: the step Jacobian is D(sigma'(z_t)) W_h (MATH.md section 1).",
+            note="vanilla RNN: the step Jacobian is D(sigma'(z_t)) W_h (docs/math.md section 1).",
         )
     if c.name not in _GATED:
         raise GradproofError(f"expected a cell among rnn-*, lstm, gru, gru-torch, got {c.name!r}")
@@ -692,7 +692,7 @@ def model_regime(
         direct_path=_direct_path(params, direct, n),
         note=(
             f"each block's verdict bounds that gate's recurrent term D(.) W alone; the {c.name} "
-            f"step Jacobian sums such terms (MATH.md sections 3-4) and its direct path carries "
+            f"step Jacobian sums such terms (docs/math.md sections 3-4) and its direct path carries "
             f"the long-range gradient; {main} (candidate, tanh) is the headline block."
         ),
     )

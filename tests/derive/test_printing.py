@@ -1,7 +1,7 @@
 """Printing in the lecture's notation (STYLE.md 3), and the doctests of every derive module.
 
-Notation targets: MATH.md's conventions (D(v) = diag(v), ⊙ Hadamard, W_h, h^{(t-1)}), and the
-lecture's σ'(z) through the gate value for gates (MATH.md §3: f(1-f)).
+Notation targets: docs/math.md's conventions (D(v) = diag(v), ⊙ Hadamard, W_h, h^{(t-1)}), and the
+lecture's σ'(z) through the gate value for gates (docs/math.md §3: f(1-f)).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_input_jacobian_latex_uses_the_lecture_notation(name):
 
 
 def test_vanilla_rnn_prints_as_in_the_lecture():
-    # MATH.md §1: ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h, written diag(tanh'(z^{(t)})) W_h
+    # docs/math.md §1: ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h, written diag(tanh'(z^{(t)})) W_h
     text = step_jacobian("rnn-tanh").latex()
     lhs, rhs = text.split(" = ")
     assert lhs == r"\frac{\partial h^{(t)}}{\partial h^{(t-1)}}"
@@ -66,7 +66,7 @@ def test_vanilla_rnn_prints_as_in_the_lecture():
 
 
 def test_gates_print_their_slope_through_their_value():
-    # MATH.md §3: D(c_{t-1} ⊙ f(1-f)) W_f, D(o ⊙ (1 - tanh² c_t)); §4: D(1 - u) first for the GRU
+    # docs/math.md §3: D(c_{t-1} ⊙ f(1-f)) W_f, D(o ⊙ (1 - tanh² c_t)); §4: D(1 - u) first for the GRU
     lstm = step_jacobian("lstm").latex()
     assert r"c^{(t-1)} \odot f^{(t)} \odot \left(1 - f^{(t)}\right)" in lstm
     assert r"1 - \tanh^{2}\left(c^{(t)}\right)" in lstm
@@ -87,7 +87,7 @@ def test_printer_hooks(name, which):
 
 
 def test_lstm_hidden_block_references_the_cell_block():
-    # MATH.md §3: ∂h_t/∂h_{t-1} = D(tanh c ⊙ o(1-o)) W_o + D(o ⊙ (1 - tanh²c)) ∂c_t/∂h_{t-1}
+    # docs/math.md §3: ∂h_t/∂h_{t-1} = D(tanh c ⊙ o(1-o)) W_o + D(o ⊙ (1 - tanh²c)) ∂c_t/∂h_{t-1}
     d = step_jacobian("lstm")
     dc_dh = JacobianSymbol(symbols.c, symbols.h_prev)
     hh = d.blocks[(symbols.h, symbols.h_prev)]
@@ -139,7 +139,7 @@ def test_doctests(module_name):
 # Precedence: every printed form parsed back and evaluated, against the structured object
 # ----------------------------------------------------------------------------------------------
 #
-# A small reader of the notation (written from MATH.md's conventions, not from the printers):
+# A small reader of the notation (written from docs/math.md's conventions, not from the printers):
 # sums of terms, a term is a matrix product (juxtaposition, ``*`` or ``⋅``) of Hadamard products
 # (``\odot``/``⊙``) of atoms; ``1``, a symbol, ``diag(...)``, ``σ(...)``/``σ'(...)``, ``(...)``,
 # ``[...]``, each optionally squared. A misplaced parenthesis — ``o ⊙ 1 - tanh² c`` read as

@@ -4,7 +4,7 @@ The perturbation references differentiate the cell's forward definitions: comple
 f'(x) = Im f(x + ih)/h with h = 1e-20, has no subtractive cancellation and is exact to rounding
 for analytic functions (Squire & Trapp 1998, SIAM Review 40(1)); central differences have a
 truncation error O(h²) and a rounding error O(ε/h). The ground truth here is torch autograd of the
-cells typed in from MATH.md (:mod:`numeric.torch_reference`), which is independent of both.
+cells typed in from docs/math.md (:mod:`numeric.torch_reference`), which is independent of both.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_complex_step_is_exact_on_other_cells(name: str) -> None:
 
 
 def test_complex_step_with_a_linear_cell_is_the_matrix() -> None:
-    # identity activation (MATH.md §1, linear case): ∂h_t/∂h_{t-1} = W_h, ∂h_t/∂x_t = W_x
+    # identity activation (docs/math.md §1, linear case): ∂h_t/∂h_{t-1} = W_h, ∂h_t/∂x_t = W_x
     lin = RNN(activation="identity")
     p = numeric.init(lin, hidden=3, inputs=2, seed=0)
     xs = numeric.random_sequence(4, 2, seed=1)

@@ -2,12 +2,12 @@
 
 STYLE.md practice 8 (after HIPS/autograd's ``check_grads`` tests): a perturbed formula, built
 only for the test, must fail the check with a message that names the quantity, the block and the
-step. The planted formulas are wrong in ways MATH.md warns about:
+step. The planted formulas are wrong in ways docs/math.md warns about:
 
-* LSTM ∂c_t/∂c_{t-1} = D(f_t) (MATH.md §3) replaced by D(f_t ⊙ f_t);
-* RNN D(σ'(z_t)) W_h (MATH.md §1) replaced by the commuted W_h D(σ'(z_t)) (the lecture's
+* LSTM ∂c_t/∂c_{t-1} = D(f_t) (docs/math.md §3) replaced by D(f_t ⊙ f_t);
+* RNN D(σ'(z_t)) W_h (docs/math.md §1) replaced by the commuted W_h D(σ'(z_t)) (the lecture's
   factoring, "D_t and W_h do not commute") and by D(σ'(z_t)) W_hᵀ (the transpose SymPy's
-  ``MatrixSymbol.diff`` returns, MATH.md top).
+  ``MatrixSymbol.diff`` returns, docs/math.md top).
 
 The expected errors are computed from the *reference's* Jacobians (torch autograd), not from the
 code under test: with the reference block b_t = D(f_t), the planted block is D(f_t²), so the error
@@ -40,7 +40,7 @@ def lstm_step_with_f_squared() -> Derivation:
     d = step_jacobian("lstm")
     blocks = d.result.blocks
     dcdc = blocks[1, 1]
-    assert isinstance(dcdc, Diag)  # D(f), MATH.md §3
+    assert isinstance(dcdc, Diag)  # D(f), docs/math.md §3
     f = dcdc.vector
     grid = [[blocks[i, j] for j in range(2)] for i in range(2)]
     grid[1][1] = Diag(hadamard([f, f]))
@@ -115,7 +115,7 @@ def test_verify_catches_lstm_forget_gate_squared(reference: str) -> None:
 
 @pytest.mark.parametrize("name", ["rnn-tanh", "rnn-sigmoid", "rnn-relu"])
 def test_verify_catches_commuted_rnn_factors(name: str) -> None:
-    # MATH.md §1: the lecture's W_h^{i-j} ∏ D(σ'(z_t)) factoring is wrong; one step of it is
+    # docs/math.md §1: the lecture's W_h^{i-j} ∏ D(σ'(z_t)) factoring is wrong; one step of it is
     # W_h D(σ'(z_t)), which differs from D(σ'(z_t)) W_h unless the diagonal is constant.
     p = numeric.init(name, hidden=4, inputs=2, seed=1)
     xs = numeric.random_sequence(6, 2, seed=2)
@@ -256,7 +256,7 @@ def test_verification_lists_every_block_and_parameter(name: str) -> None:
     ("rnn-tanh", "W_h", "recurrent matrix"), ("rnn-relu", "W_x", "input matrix"), ("rnn-sigmoid", "b", "bias"),
 ])  # fmt: skip
 def test_gate_names(name: str, parameter: str, gate: str) -> None:
-    # the gate each parameter belongs to, from the cell definitions in CONTRACT.md / MATH.md §3, §4
+    # the gate each parameter belongs to, from the cell definitions in CONTRACT.md / docs/math.md §3, §4
     assert gate_of(cell(name), parameter) == gate
     assert set(GATES) == {"lstm", "gru", "gru-torch"}
 
