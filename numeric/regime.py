@@ -670,14 +670,14 @@ def model_regime(
         raise GradproofError(f"expected a cell among rnn-*, lstm, gru, gru-torch, got {c.name!r}")
     if activation is not None:
         raise GradproofError(
-            f"a {c.name} has fixed activations (sigmoid gates, tanh candidate); drop the "
+            f"the {c.name} cell has fixed activations (sigmoid gates, tanh candidate); drop the "
             "activation argument"
         )
     main, blocks_spec, direct = _GATED[c.name]
     blocks: dict[str, Regime] = {}
     for name, act_name in blocks_spec:
         if name not in params:
-            raise GradproofError(f"expected parameter {name!r} (n, n) for a {c.name}, it is missing")
+            raise GradproofError(f"expected parameter {name!r} (n, n) for the {c.name} cell, it is missing")
         blocks[name] = regime(act_name, check_square_matrix(params[name], name=name))
     shapes = {r.shape for r in blocks.values()}
     if len(shapes) != 1:
