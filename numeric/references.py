@@ -82,6 +82,8 @@ class _Perturbation:
 
     def __init__(self) -> None:
         self.uncertainty: dict[str, np.ndarray] = {}
+        #: called with e.g. ``"W_h 120/1024"`` while columns are perturbed (a progress bar's hook)
+        self.progress: Callable[[str], None] | None = None
 
     def _derivative(
         self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int, base: np.ndarray
@@ -97,7 +99,12 @@ class _Perturbation:
 
     def _columns(self, f: Callable[[Any], np.ndarray], x: np.ndarray, count: int, key: str) -> np.ndarray:
         base = self._base(f, x)
-        pairs = [self._derivative(f, x, j, base) for j in range(count)]
+        pairs = []
+        every = max(1, count // 50)
+        for j in range(count):
+            pairs.append(self._derivative(f, x, j, base))
+            if self.progress is not None and ((j + 1) % every == 0 or j + 1 == count):
+                self.progress(f"{key} {j + 1}/{count}")
         self.uncertainty[key] = np.stack([u for _, u in pairs], axis=-1)
         return np.stack([d for d, _ in pairs], axis=-1)
 

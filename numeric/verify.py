@@ -302,6 +302,9 @@ def verify(
         return getattr(ref, "uncertainty", {}).get(key)
 
     say = progress or (lambda _stage: None)
+    current = [VERIFY_STAGES[0]]
+    if progress is not None and hasattr(ref, "progress"):
+        ref.progress = lambda detail: say(f"{current[0]}: {detail}")  # e.g. "reference gradients: W_h 40/1024"
     say(VERIFY_STAGES[0])
     a = step_jacobians(c, p, xs_a, s0_a, step=step)
     b = ref.step_jacobians(c, p, xs_a, s0_a)
@@ -313,6 +316,7 @@ def verify(
                 compare(a[:, rs, cs], b[:, rs, cs], quantity="step Jacobian", block=name, rtol=rtol,
                         atol=atol, uncertainty=None if u is None else u[:, rs, cs])
             )  # fmt: skip
+    current[0] = VERIFY_STAGES[1]
     say(VERIFY_STAGES[1])
     a = input_jacobians(c, p, xs_a, s0_a)
     b = ref.input_jacobians(c, p, xs_a, s0_a)
@@ -321,8 +325,10 @@ def verify(
         name = f"d{rn}/dx" if len(blocks) > 1 else ""
         checks.append(compare(a[:, rs], b[:, rs], quantity="input Jacobian", block=name, rtol=rtol,
                               atol=atol, uncertainty=None if u is None else u[:, rs]))  # fmt: skip
+    current[0] = VERIFY_STAGES[2]
     say(VERIFY_STAGES[2])
     ga = parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
+    current[0] = VERIFY_STAGES[3]
     say(VERIFY_STAGES[3])
     gb = ref.parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
     for name in c.parameter_names:
@@ -332,5 +338,7 @@ def verify(
                 rtol=rtol, atol=atol, per_step=False, uncertainty=unsure(name),
             )
         )  # fmt: skip
+    if progress is not None and hasattr(ref, "progress"):
+        ref.progress = None
     return Verification(c.name, ref.name, n, m, T, tuple(checks))
 

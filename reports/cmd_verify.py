@@ -39,7 +39,8 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
             xs = random_sequence(steps, inputs, seed=seed + 1)
 
             def progress(stage: str, name: str = name) -> None:
-                if stage != VERIFY_STAGES[0]:
+                # a new stage moves the bar; "stage: W_h 40/1024" only says how far within it
+                if stage in VERIFY_STAGES[1:]:
                     bar.update(1)
                 bar.set_postfix_str(f"{name}: {stage}")
 

@@ -31,6 +31,15 @@ def test_verify_shows_progress_on_a_terminal(monkeypatch, capsys) -> None:
     assert "verify" in shown and "/8" in shown and "gru: reference gradients" in shown
 
 
+def test_verify_says_how_far_a_long_reference_is(monkeypatch) -> None:
+    # finite differences perturb one parameter entry at a time: the bar says which and how far
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["verify", "--cell", "rnn-tanh", "--reference", "finite-diff", "--hidden", "3", "--steps", "4"]) == 0
+    shown = err.getvalue()
+    assert "rnn-tanh: reference gradients: W_h 9/9" in shown and "step Jacobians: step 3/3" in shown
+
+
 @pytest.mark.parametrize("args", [["--json"], []])
 def test_verify_is_quiet_with_json_or_without_a_terminal(monkeypatch, capsys, args) -> None:
     if args:  # --json: quiet even on a terminal
