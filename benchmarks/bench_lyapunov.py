@@ -1,7 +1,7 @@
 """Benchmark: the full Lyapunov spectrum of a tanh RNN, gradproof against a numpy and a torch loop.
 
 The quantity is all S = n Lyapunov exponents (k = S) of ``h_t = tanh(W_h h_{t-1} + W_x x_t + b)``
-by the QR method (Benettin et al. 1980; MATH.md §1): hidden 128, inputs 16, T = 10⁴, seeded random
+by the QR method (Benettin et al. 1980; docs/math.md §1): hidden 128, inputs 16, T = 10⁴, seeded random
 ``W_h`` of spectral norm 1, standard normal inputs. Rows:
 
 * ``gradproof`` — ``numeric.lyapunov_spectrum(derive.RNN("tanh"), params, xs)``: the derived

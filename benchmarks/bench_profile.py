@@ -1,6 +1,6 @@
 """Benchmark: the full gradient-norm profile of a tanh RNN, gradproof against torch and numpy.
 
-The quantity is the spectral norm of ∂h_T/∂h_k for every k = 0..T-1 (MATH.md §1), for a tanh RNN
+The quantity is the spectral norm of ∂h_T/∂h_k for every k = 0..T-1 (docs/math.md §1), for a tanh RNN
 ``h_t = tanh(W_h h_{t-1} + W_x x_t + b)`` with hidden 128, inputs 16, T = 512 and a seeded random
 ``W_h`` of spectral norm exactly 1. Every row is timed side by side in one run, round-robin (so a
 change of machine load hits every row alike), after one warm-up; the table reports the median and

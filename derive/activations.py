@@ -4,7 +4,7 @@ An :class:`Activation` carries σ as a SymPy expression in the real symbol :data
 derivative σ' (taken by ``sympy.diff``), LaTeX names for printing σ(z) and σ'(z), and numeric
 versions for numpy (float64 and complex128) and torch.
 
-γ is the constant of the Pascanu–Mikolov–Bengio bound (MATH.md §1):
+γ is the constant of the Pascanu–Mikolov–Bengio bound (docs/math.md §1):
 
 .. math::
 
@@ -870,7 +870,7 @@ def _activation_from_text(text: str) -> Activation:
 # γ = sup |σ'| by calculus
 # ---------------------------------------------------------------------------------------------
 def gamma(spec: Activation | str) -> Expr:
-    r"""γ = sup_x |σ'(x)|, derived exactly (MATH.md §1).
+    r"""γ = sup_x |σ'(x)|, derived exactly (docs/math.md §1).
 
     .. math::
 

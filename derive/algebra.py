@@ -3,7 +3,7 @@
 A cell is written with SymPy matrix expressions: :class:`~sympy.MatrixSymbol` vectors and
 matrices, ``MatAdd``, ``MatMul``, ``HadamardProduct``, and the few elementwise nodes defined here
 (:class:`Act`, :class:`ActPrime`, :class:`OneMinus`, :class:`Square`, :class:`Diag`,
-:class:`JacobianSymbol`). SymPy's own matrix calculus cannot be used on these (MATH.md: the
+:class:`JacobianSymbol`). SymPy's own matrix calculus cannot be used on these (docs/math.md: the
 transpose of the Jacobian for ``tanh(W h)``, ``ValueError`` on Hadamard products), so
 :func:`jacobian` applies the chain rule itself, one rule per node type:
 
@@ -58,6 +58,8 @@ __all__ = [
     "GradproofTextPrinter",
     "hadamard",
     "signed_terms",
+    "Equation",
+    "equation",
 ]
 
 #: The hidden size, symbolic.
@@ -71,7 +73,36 @@ M = sp.Symbol("m", integer=True, positive=True)
 # ----------------------------------------------------------------------------------------------
 
 
-class _Elementwise(MatrixExpr):
+class _Printed:
+    """Printer hooks so that SymPy's own printers show a node in the lecture's notation.
+
+    ``sympy.latex``, ``str``, ``sympy.pretty`` and Jupyter's ``_repr_latex_`` of any expression
+    holding these nodes print each node (and everything below it) with gradproof's printers, so
+    that precedence is right (``o ⊙ (1 - tanh² c)``, never ``o ∘ 1 - tanh² c``).
+    """
+
+    #: wrap in parentheses when a foreign printer places this node inside a product
+    _loose = False
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        ours = isinstance(printer, GradproofLatexPrinter)
+        out = self._gp_latex(printer if ours else GradproofLatexPrinter())
+        return out if ours or not self._loose else rf"\left({out}\right)"
+
+    def _sympystr(self, printer: StrPrinter) -> str:
+        ours = isinstance(printer, GradproofTextPrinter)
+        p = printer if ours else GradproofTextPrinter()
+        out = getattr(p, f"_print_{type(self).__name__}")(self)
+        return out if ours or not self._loose else f"({out})"
+
+    def _pretty(self, printer: object) -> object:
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        out = text(self)
+        return prettyForm(f"({out})" if self._loose else out)
+
+
+class _Elementwise(_Printed, MatrixExpr):
     """A vector-valued node whose shape is that of its (last) vector argument."""
 
     is_commutative = False
@@ -100,24 +131,26 @@ class _Activated(_Elementwise):
 class Act(_Activated):
     """σ(a): an activation applied elementwise; ``Act(name, a)``."""
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         return self.activation.latex_of(printer._print(self.vector))
 
 
 class ActPrime(_Activated):
     """σ'(a): the activation's derivative applied elementwise."""
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         return self.activation.latex_prime_of(printer._print(self.vector))
 
 
 class OneMinus(_Elementwise):
     """1 - a, elementwise."""
 
+    _loose = True
+
     def __new__(cls, arg: sp.Expr):
         return super().__new__(cls, arg)
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         inner = printer._print(self.vector)
         if isinstance(self.vector, (sp.MatAdd, sp.HadamardProduct)):
             inner = rf"\left({inner}\right)"
@@ -130,7 +163,7 @@ class Square(_Elementwise):
     def __new__(cls, arg: sp.Expr):
         return super().__new__(cls, arg)
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         arg = self.vector
         if isinstance(arg, Act) and arg.activation.name in ("tanh",):
             return rf"\tanh^{{2}}\left({printer._print(arg.vector)}\right)"
@@ -140,7 +173,7 @@ class Square(_Elementwise):
         return rf"\left({inner}\right)^{{2}}"
 
 
-class Diag(MatrixExpr):
+class Diag(_Printed, MatrixExpr):
     """D(v) = diag(v): the square matrix with the vector v on its diagonal."""
 
     is_commutative = False
@@ -156,11 +189,11 @@ class Diag(MatrixExpr):
     def shape(self):  # type: ignore[override]
         return (self.vector.shape[0], self.vector.shape[0])
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         return rf"\operatorname{{diag}}\left({printer._print(self.vector)}\right)"
 
 
-class JacobianSymbol(MatrixExpr):
+class JacobianSymbol(_Printed, MatrixExpr):
     """∂a/∂b, a Jacobian kept by name inside a larger formula (numerator layout)."""
 
     is_commutative = False
@@ -180,14 +213,14 @@ class JacobianSymbol(MatrixExpr):
     def shape(self):  # type: ignore[override]
         return (self.numerator.shape[0], self.denominator.shape[0])
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         return (
             rf"\frac{{\partial {printer._print(self.numerator)}}}"
             rf"{{\partial {printer._print(self.denominator)}}}"
         )
 
 
-class _Indexed(MatrixExpr):
+class _Indexed(_Printed, MatrixExpr):
     """A sum or product of ``body(index)`` for ``lower … upper`` (printed, not evaluated)."""
 
     is_commutative = False
@@ -203,7 +236,7 @@ class _Indexed(MatrixExpr):
 class BPTTSum(_Indexed):
     """Σ_{t=1}^{T} term(t): a sum over time steps."""
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         term, index, lower, upper = (printer._print(a) for a in self.args)
         return rf"\sum_{{{index}={lower}}}^{{{upper}}} {term}"
 
@@ -211,7 +244,7 @@ class BPTTSum(_Indexed):
 class OrderedProduct(_Indexed):
     """∏_{lower < t ≤ upper} factor(t), ordered with t decreasing from left to right."""
 
-    def _latex(self, printer: LatexPrinter) -> str:
+    def _gp_latex(self, printer: LatexPrinter) -> str:
         factor, index, lower, upper = (printer._print(a) for a in self.args)
         return rf"\prod_{{{lower} < {index} \leq {upper}}} {factor}"
 
@@ -599,6 +632,29 @@ def _join_signed(printer: LatexPrinter | StrPrinter, expr: sp.MatAdd, leading_mi
     return out
 
 
+class Equation(sp.Equality):
+    """``lhs = rhs`` that every printer (``str``, ``sympy.pretty``, ``sympy.latex``, Jupyter)
+    shows in the lecture's notation, with the terms in gradproof's order."""
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        p = printer if isinstance(printer, GradproofLatexPrinter) else GradproofLatexPrinter()
+        return f"{p._print(self.lhs)} = {p._print(self.rhs)}"
+
+    def _sympystr(self, printer: StrPrinter) -> str:
+        p = printer if isinstance(printer, GradproofTextPrinter) else GradproofTextPrinter()
+        return f"{p._print(self.lhs)} = {p._print(self.rhs)}"
+
+    def _pretty(self, printer: object) -> object:
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        return prettyForm(self._sympystr(GradproofTextPrinter()))
+
+
+def equation(lhs: sp.Expr, rhs: sp.Expr) -> Equation:
+    """``lhs = rhs`` unevaluated, printed in the lecture's notation by every printer."""
+    return Equation(lhs, rhs, evaluate=False)
+
+
 def latex(expr: object, **settings: object) -> str:
     """LaTeX in the lecture's notation (diag, ⊙, W_h, h^{(t)})."""
     return GradproofLatexPrinter(settings).doprint(expr)
@@ -669,6 +725,8 @@ class GradproofTextPrinter(StrPrinter):
 
     def _print_Square(self, expr: Square) -> str:
         arg = expr.vector
+        if isinstance(arg, Act) and arg.activation.name == "tanh":
+            return f"tanh²({self._print(arg.vector)})"
         inner = self._print(arg)
         if isinstance(arg, sp.MatrixSymbol):
             return f"{inner}²" if "^" not in arg.name else f"({inner})²"

@@ -1,4 +1,4 @@
-"""Backpropagation through time: the ordered product and the parameter gradients (MATH.md §1).
+"""Backpropagation through time: the ordered product and the parameter gradients (docs/math.md §1).
 
 For a loss :math:`J = \\sum_t J^{(t)}` the adjoint of the state obeys
 
@@ -118,7 +118,7 @@ def _bptt_product(c: Cell) -> BPTTProduct:
 
 
 def bptt_product(cell: Cell | str) -> BPTTProduct:
-    """The ordered product for ∂J^{(i)}/∂s^{(j)} (MATH.md §1)."""
+    """The ordered product for ∂J^{(i)}/∂s^{(j)} (docs/math.md §1)."""
     return _bptt_product(_cell(cell))
 
 
@@ -255,5 +255,5 @@ def _parameter_gradients(c: Cell) -> ParameterGradients:
 
 
 def parameter_gradients(cell: Cell | str) -> ParameterGradients:
-    """∂J/∂θ for every parameter as a BPTT sum (MATH.md §1: derived, not copied)."""
+    """∂J/∂θ for every parameter as a BPTT sum (docs/math.md §1: derived, not copied)."""
     return _parameter_gradients(_cell(cell))

@@ -1,7 +1,7 @@
 """The recurrent cells of the lecture as small immutable descriptions.
 
 A cell is a recurrence ``s_t = F(s_{t-1}, x_t; θ)`` written as an ordered list of definitions in
-the lecture's notation (MATH.md §1, §3, §4). Two views:
+the lecture's notation (docs/math.md §1, §3, §4). Two views:
 
 * the dimension-free view: :attr:`Cell.definitions` and :attr:`Cell.equations`, SymPy matrix
   expressions with symbolic sizes ``n`` (hidden) and ``m`` (inputs);
@@ -92,7 +92,7 @@ class Cell:
     """Base class: a recurrence given by ordered definitions (see the subclasses)."""
 
     kind: ClassVar[str] = ""
-    #: write σ' of a gate through the gate's value, as in MATH.md §3-§4 (f ⊙ (1 - f)).
+    #: write σ' of a gate through the gate's value, as in docs/math.md §3-§4 (f ⊙ (1 - f)).
     gate_form: ClassVar[bool] = True
 
     @property
@@ -227,7 +227,7 @@ class RNN(Cell):
 
 @dataclass(frozen=True)
 class LSTM(Cell):
-    """The LSTM of the lecture (Hochreiter & Schmidhuber 1997 with a forget gate), MATH.md §3.
+    """The LSTM of the lecture (Hochreiter & Schmidhuber 1997 with a forget gate), docs/math.md §3.
 
     f, i, o = σ(W_• h^{(t-1)} + U_• x^{(t)} + b_•), c̃ = tanh(W_c h^{(t-1)} + U_c x^{(t)} + b_c),
     c^{(t)} = f ⊙ c^{(t-1)} + i ⊙ c̃, h^{(t)} = o ⊙ tanh(c^{(t)}). State [h; c], h first.
@@ -259,7 +259,7 @@ class GRU(Cell):
     h^{(t)} = (1 - u) ⊙ h^{(t-1)} + u ⊙ h̃.
 
     after (``torch.nn.GRU``): r, z = σ(W_• h + U_• x + b_•), m = W_n h + b_hn,
-    n = tanh(U_n x + b_in + r ⊙ m), h^{(t)} = (1 - z) ⊙ n + z ⊙ h^{(t-1)}. MATH.md §4.
+    n = tanh(U_n x + b_in + r ⊙ m), h^{(t)} = (1 - z) ⊙ n + z ⊙ h^{(t-1)}. docs/math.md §4.
     """
 
     reset: str = "before"

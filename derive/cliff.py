@@ -1,4 +1,4 @@
-"""The "cliff": a one-unit recurrent network whose loss surface has walls (MATH.md §2).
+"""The "cliff": a one-unit recurrent network whose loss surface has walls (docs/math.md §2).
 
 Pascanu, Mikolov and Bengio (2013, §3) show the loss of the single unit
 
@@ -252,5 +252,5 @@ class CliffModel:
 
 def cliff_model(*, steps: int = 50, x0: sympy.Rational = Rational(1, 2),
                 target: sympy.Rational = Rational(7, 10)) -> CliffModel:
-    """The lecture's cliff model (MATH.md §2): N = 50, x_0 = 1/2, target 7/10, sigmoid."""
+    """The lecture's cliff model (docs/math.md §2): N = 50, x_0 = 1/2, target 7/10, sigmoid."""
     return CliffModel(steps=steps, x0=x0, target=target)

@@ -1,4 +1,4 @@
-"""Gradient clipping, stated symbolically (MATH.md §2; Pascanu, Mikolov, Bengio 2013, Algorithm 1).
+"""Gradient clipping, stated symbolically (docs/math.md §2; Pascanu, Mikolov, Bengio 2013, Algorithm 1).
 
 Norm clipping rescales the whole gradient (all parameters together) when its norm reaches the
 threshold θ:
@@ -167,7 +167,7 @@ class ValueClipping(_LatexMixin):
 
 @dataclass(frozen=True)
 class ClippingRules(_LatexMixin):
-    """Both clipping rules of MATH.md §2, for one report section or notebook cell."""
+    """Both clipping rules of docs/math.md §2, for one report section or notebook cell."""
 
     norm: NormClipping = field(default_factory=NormClipping)
     value: ValueClipping = field(default_factory=ValueClipping)

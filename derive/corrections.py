@@ -1,4 +1,4 @@
-r"""Where the lecture is imprecise, with the precise statement and the reason (MATH.md §1).
+r"""Where the lecture is imprecise, with the precise statement and the reason (docs/math.md §1).
 
 Each :class:`Imprecision` carries the lecture's claim (as the lecture writes it), the precise
 statement as SymPy, the reason in words, and an exact *witness* computed here with SymPy: the
@@ -77,7 +77,7 @@ def factoring_witness() -> dict[str, sp.Matrix]:
 
 @lru_cache(maxsize=None)
 def imprecisions() -> tuple[Imprecision, ...]:
-    """The three imprecisions of MATH.md §1, in the order the report prints them."""
+    """The three imprecisions of docs/math.md §1, in the order the report prints them."""
     W = sp.MatrixSymbol("W_h", symbols.h.shape[0], symbols.h.shape[0])
     g_sig, g_tanh = gamma("sigmoid"), gamma("tanh")
 

@@ -1,4 +1,4 @@
-"""Step and input Jacobians of a cell, derived by gradproof's chain rule (MATH.md §1, §3, §4).
+"""Step and input Jacobians of a cell, derived by gradproof's chain rule (docs/math.md §1, §3, §4).
 
 >>> from gradproof.derive import RNN, step_jacobian, latex
 >>> print(latex(step_jacobian(RNN("tanh")).result))
@@ -17,10 +17,12 @@ from .algebra import (
     Act,
     JacobianSymbol,
     OneMinus,
+    equation,
     explicit,
     jacobian,
     latex,
     terms_to_expr,
+    text,
 )
 from .cells import Cell, cell as _cell
 
@@ -42,6 +44,18 @@ class Step:
 
     def latex(self) -> str:
         return latex(self.equation)
+
+    def _latex(self, printer: object) -> str:
+        return self.latex()
+
+    def _sympystr(self, printer: object) -> str:
+        return text(self.equation)
+
+    def __str__(self) -> str:
+        return text(self.equation)
+
+    def _repr_latex_(self) -> str:
+        return f"$\\displaystyle {self.latex()}$"
 
 
 def state_symbols(c: Cell) -> tuple[sp.MatrixSymbol, sp.MatrixSymbol]:
@@ -77,17 +91,55 @@ class Derivation:
 
     @property
     def equation(self) -> sp.Equality:
-        return sp.Eq(self.lhs, self.result, evaluate=False)
+        """``lhs = result``; every printer (str, pretty, LaTeX, Jupyter) shows it in the lecture's
+        notation with correct precedence."""
+        return equation(self.lhs, self.result)
+
+    @property
+    def where(self) -> tuple[sp.Equality, ...]:
+        """The named Jacobians ``result`` refers to, as equations (LSTM: ∂c/∂h = …)."""
+        return tuple(equation(ref, expr) for ref, expr in self.references.items())
 
     def latex(self) -> str:
         """``lhs = result`` in the lecture's notation."""
         return latex(self.equation)
 
+    def latex_steps(self) -> str:
+        r"""The chain-rule steps, the result and what it refers to, as one ``aligned`` block.
+
+        Each line is ``lhs &= rhs``; the result's line comes after the steps it is built from,
+        and the named Jacobians it uses follow under ``\text{where}``.
+        """
+        lines = []
+        for s in self.steps:
+            lhs, rhs = s.equation.lhs, s.equation.rhs
+            lines.append(f"{latex(lhs)} &= {latex(rhs)}")
+        lines.append(rf"\text{{so}}\quad {latex(self.lhs)} &= {latex(self.result)}")
+        for i, eq in enumerate(self.where):
+            label = r"\text{where}\quad " if i == 0 else ""
+            lines.append(f"{label}{latex(eq.lhs)} &= {latex(eq.rhs)}")
+        return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
     def _latex(self, printer: object) -> str:
         return self.latex()
 
+    def _sympystr(self, printer: object) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        lines = [text(s.equation) for s in self.steps]
+        lines.append("so " + text(self.equation))
+        lines += ["where " + text(eq) for eq in self.where]
+        return "\n".join(lines)
+
+    def _pretty(self, printer: object) -> object:
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        return prettyForm(str(self))
+
     def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        """Jupyter: the chain-rule steps, then ``lhs = result`` (and the Jacobians it names)."""
+        return f"$\\displaystyle {self.latex_steps()}$"
 
     def explicit(self, hidden: int, inputs: int) -> sp.Matrix:
         """The structured result evaluated with the scalar symbols of ``cell.explicit``."""
@@ -143,7 +195,7 @@ def _derive(c: Cell, variables: tuple[sp.MatrixSymbol, ...], title: str, lhs: sp
             if not terms:
                 continue
             expr = terms_to_expr(terms, name.shape[0], v.shape[0])
-            steps.append(Step(_rule(rhs, c.gate_form), sp.Eq(JacobianSymbol(name, v), expr, evaluate=False)))
+            steps.append(Step(_rule(rhs, c.gate_form), equation(JacobianSymbol(name, v), expr)))
             if name in outputs:
                 blocks[(name, v)] = expr
     for (out, v), expr in blocks.items():
@@ -177,7 +229,7 @@ def step_jacobian(cell: Cell | str) -> Derivation:
     r"""∂s^{(t)}/∂s^{(t-1)} in structured form.
 
     Vanilla RNN: :math:`\operatorname{diag}(\sigma'(z^{(t)}))\,W_h`; the LSTM as the 2×2 block
-    matrix of MATH.md §3 (state ``[h; c]``); the GRU as the sums of MATH.md §4.
+    matrix of docs/math.md §3 (state ``[h; c]``); the GRU as the sums of docs/math.md §4.
     """
     return _step_jacobian(_cell(cell))
 

@@ -5,13 +5,13 @@ The proof is generated from the cell's derived step Jacobian, not written out pe
 * a norm bound is built from the structure of the Jacobian by three rules — the triangle inequality
   for sums, submultiplicativity for products, and :math:`\lVert\operatorname{diag}(v)\rVert_2 =
   \max_i |v_i|` for diagonal factors (:func:`norm_bound`);
-* where the Jacobian is :math:`\operatorname{diag}(\sigma'(z))\,W` (the vanilla RNN, MATH.md §1) the
+* where the Jacobian is :math:`\operatorname{diag}(\sigma'(z))\,W` (the vanilla RNN, docs/math.md §1) the
   diagonal is bounded by :math:`\gamma = \sup|\sigma'|`, derived by :func:`derive.gamma`, giving
   :math:`\eta = \gamma\,\sigma_{\max}(W)` and the chain bound :math:`\eta^{i-j}`;
 * the terms without a weight matrix form the *direct path* (LSTM: :math:`\partial c_t/\partial
   c_{t-1} = \operatorname{diag}(f_t)`; GRU: :math:`\operatorname{diag}(1 - u_t)`, or
   :math:`\operatorname{diag}(z_t)` in PyTorch's form), whose product along the sequence is the
-  "shortcut" of the lecture and only a truncation of the total derivative (MATH.md §3).
+  "shortcut" of the lecture and only a truncation of the total derivative (docs/math.md §3).
 
 >>> from gradproof.derive import pascanu_bound
 >>> thm = pascanu_bound("rnn-sigmoid")
@@ -321,6 +321,6 @@ def _pascanu_bound(c: Cell) -> Theorem:
 
 
 def pascanu_bound(cell: Cell | str) -> Theorem:
-    """The theorem of Pascanu et al. (2013) for a cell (MATH.md §1; gated cells: §3, §4)."""
+    """The theorem of Pascanu et al. (2013) for a cell (docs/math.md §1; gated cells: §3, §4)."""
     return _pascanu_bound(_cell(cell))
 

@@ -2,7 +2,7 @@
 
 The formulas are those of :class:`derive.cliff.CliffModel`, compiled with ``lambdify``
 (σ, σ' ↦ the activation's overflow-free numpy functions). The gradient is a backward pass over
-the stored forward states (MATH.md §2):
+the stored forward states (docs/math.md §2):
 
 .. math::
 

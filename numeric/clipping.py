@@ -1,4 +1,4 @@
-"""Gradient clipping on numbers (MATH.md §2; Pascanu, Mikolov, Bengio 2013, Algorithm 1).
+"""Gradient clipping on numbers (docs/math.md §2; Pascanu, Mikolov, Bengio 2013, Algorithm 1).
 
 :func:`clip_by_norm` rescales *all* gradients together by the scalar of
 :class:`derive.clipping.NormClipping` (compiled with ``lambdify``), so the direction is kept;
@@ -276,7 +276,7 @@ def clip_by_value(grads: Grads, limit: float) -> ClipResult:
     """Value clipping: every entry clamped to [−c, c] on its own, ĝ_i = max(−c, min(c, g_i)).
 
     Matches ``torch.nn.utils.clip_grad_value_``. Unlike :func:`clip_by_norm` it generally changes
-    the direction of the gradient (MATH.md §2).
+    the direction of the gradient (docs/math.md §2).
 
     Parameters
     ----------

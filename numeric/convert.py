@@ -1,6 +1,6 @@
 """Between gradproof's parameter dicts and ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` modules.
 
-The mapping (MATH.md §1, §3, §4; PyTorch stacks the gates' rows in one matrix per side):
+The mapping (docs/math.md §1, §3, §4; PyTorch stacks the gates' rows in one matrix per side):
 
 ==============  ============================  ==============================================
 cell            module                        weights (rows stacked top to bottom)
@@ -60,7 +60,7 @@ def _torch_cell(spec: str | Cell, what: str) -> Cell:
     c = resolve_cell(spec)
     if c.name not in TORCH_CELLS:
         hint = (
-            " (the lecture's GRU resets before the matmul; nn.GRU is 'gru-torch', MATH.md §4)"
+            " (the lecture's GRU resets before the matmul; nn.GRU is 'gru-torch', docs/math.md §4)"
             if c.name == "gru"
             else ""
         )
@@ -194,7 +194,7 @@ def _kind_and_cell(module: nn.Module, cell: str | Cell | None, what: str) -> tup
         wanted = resolve_cell(cell)
         if wanted.name != found.name:
             hint = (
-                "; nn.GRU resets after the matmul, which is 'gru-torch' (MATH.md §4)"
+                "; nn.GRU resets after the matmul, which is 'gru-torch' (docs/math.md §4)"
                 if wanted.name == "gru" and kind == "gru"
                 else ""
             )

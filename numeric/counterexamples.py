@@ -1,4 +1,4 @@
-"""Counterexamples to the eigenvalue reading of the vanishing-gradient theorem (MATH.md §1).
+"""Counterexamples to the eigenvalue reading of the vanishing-gradient theorem (docs/math.md §1).
 
 The lecture states the condition with the largest *eigenvalue*; the theorem needs the largest
 *singular value*. ρ(W) ≤ σ_max(W), with equality only for normal W, so ρ < 1 does not keep the
@@ -11,7 +11,7 @@ products of step Jacobians small:
   ‖(DW)^k‖ explodes although ρ(W) ≈ 0.707.
 - :func:`eigen_vs_singular`: ρ, σ_max and normality of any matrix.
 
-Everything is computed here; nothing is pasted from MATH.md (the tests compare with it).
+Everything is computed here; nothing is pasted from docs/math.md (the tests compare with it).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def _ro(a: Any) -> np.ndarray:
 
 
 TRANSIENT_W = _ro([[0.9, 5.0], [0.0, 0.9]])
-"""The non-normal matrix of MATH.md §1, imprecision 1: ρ = 0.9, σ_max ≈ 5.16."""
+"""The non-normal matrix of docs/math.md §1, imprecision 1: ρ = 0.9, σ_max ≈ 5.16."""
 
 SATURATION_W = _ro([[-1.0, 1.0], [-2.0, 1.5]])
-"""MATH.md §1: ρ ≈ 0.707, ‖W‖₂ ≈ 2.87."""
+"""docs/math.md §1: ρ ≈ 0.707, ‖W‖₂ ≈ 2.87."""
 
 SATURATION_D = _ro(np.diag([0.0, 1.0]))
 """Unit 1 saturated (σ' = 0), unit 2 linear (σ' = 1, as tanh at 0)."""
@@ -169,7 +169,7 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
 def transient_growth(
     W: Any = None, ks: Sequence[int] = (1, 2, 5, 10, 20, 50, 100)
 ) -> TransientGrowth:
-    """Norms of the powers of a non-normal matrix (MATH.md §1, imprecision 1).
+    """Norms of the powers of a non-normal matrix (docs/math.md §1, imprecision 1).
 
     For a linear RNN the gradient across k steps is exactly W^k, so ρ(W) < 1 only promises decay
     *eventually*: ‖W^k‖₂ may first grow far above 1.
@@ -229,7 +229,7 @@ class SaturationGrowth:
 
 
 def saturation_growth(W: Any = None, D: Any = None, k: int = 20) -> SaturationGrowth:
-    """Products of saturated step Jacobians D W with ρ(W) < 1 (MATH.md §1, imprecision 1).
+    """Products of saturated step Jacobians D W with ρ(W) < 1 (docs/math.md §1, imprecision 1).
 
     Parameters
     ----------

@@ -154,7 +154,7 @@ def bptt_contributions(
 
     Entry t-1 is :math:`\lVert G^{(t)\top}\lambda_t\,v_t^\top\rVert_F =
     \lVert G^{(t)\top}\lambda_t\rVert_2\,\lVert v_t\rVert_2` (an outer product), the contribution
-    of step t that truncated BPTT with a window τ drops when t < T - τ (MATH.md §7).
+    of step t that truncated BPTT with a window τ drops when t < T - τ (docs/math.md §7).
     """
     traj = unroll(cell, params, xs, s0)
     w = _loss_weights(loss_weights, traj.T, traj.hidden)
@@ -188,7 +188,7 @@ def gradient_profile(
     Streams: the step Jacobians are evaluated CHUNK steps at a time, latest first, and consumed
     by :func:`numeric.profile.log_norm_profile`, so memory is O(T·S) for the stored states plus
     O(CHUNK·S²), never O(T·S²). When the derived step Jacobian has the form diag(v) W (the vanilla
-    RNN, MATH.md §1), only v is evaluated and the chain is a row scaling per step.
+    RNN, docs/math.md §1), only v is evaluated and the chain is a row scaling per step.
     """
     traj = unroll(cell, params, xs, s0)
     if np.iscomplexobj(traj.states):

@@ -11,7 +11,7 @@ cell            names                                                          s
 ``gru-torch``   ``W_r W_z W_n``; ``U_r U_z U_n``; ``b_r b_z b_in b_hn``        (n, n); (n, m); (n,)
 ==============  ============================================================  ============
 
-The recurrent matrices (those that multiply h^{(t-1)}, MATH.md §1, §3, §4) are every ``W_•``
+The recurrent matrices (those that multiply h^{(t-1)}, docs/math.md §1, §3, §4) are every ``W_•``
 except the RNN's input matrix ``W_x``; :func:`recurrent_names` lists them.
 
 >>> p = init("rnn-tanh", hidden=3, inputs=2, seed=0, spectral_norm=0.5)
@@ -183,7 +183,7 @@ def init(
     * ``spectral_norm=λ``: its largest singular value :math:`\sigma_{\max}(W) = λ`, or
     * ``spectral_radius=ρ``: its spectral radius :math:`\max_i |\lambda_i(W)| = ρ`
 
-    (to rounding, relative 1e-12). MATH.md §1: σ_max controls the Pascanu bound; ρ does not.
+    (to rounding, relative 1e-12). docs/math.md §1: σ_max controls the Pascanu bound; ρ does not.
 
     Parameters
     ----------

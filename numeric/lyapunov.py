@@ -2,7 +2,7 @@ r"""Lyapunov exponents of a recurrence, by QR re-orthonormalisation of the deriv
 
 The Lyapunov exponents of :math:`s_t = F(s_{t-1}, x_t)` along the trajectory driven by ``xs`` are
 the growth rates of the Jacobian product :math:`P_T = J_T J_{T-1}\cdots J_1`,
-:math:`J_t = \partial s_t/\partial s_{t-1}` (MATH.md §1, "long horizons"). They are computed by the
+:math:`J_t = \partial s_t/\partial s_{t-1}` (docs/math.md §1, "long horizons"). They are computed by the
 QR method of Benettin, Galgani, Giorgilli & Strelcyn (1980; Shimada & Nagashima 1979), the one
 Engelken, Wolf & Abbott (2023, "Lyapunov spectra of chaotic recurrent neural networks") use for
 RNNs:

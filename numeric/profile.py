@@ -1,6 +1,6 @@
 r"""Streaming, log-space norms of every Jacobian product ∂s_T/∂s_k of a recurrence.
 
-Conventions (MATH.md, top and §1): numerator layout, ``J_t = ∂s_t/∂s_{t-1}`` of shape (S, S), and
+Conventions (docs/math.md, top and §1): numerator layout, ``J_t = ∂s_t/∂s_{t-1}`` of shape (S, S), and
 the ordered product
 
 .. math::
@@ -9,7 +9,7 @@ the ordered product
     \qquad P_{T-1} = J_T, \qquad P_k = P_{k+1} J_{k+1}.
 
 The profile holds :math:`\log\lVert P_k\rVert_2` and :math:`\log\lVert P_k\rVert_F` (natural
-logarithms) for k = 0, …, T-1. MATH.md §1 ("long horizons"): a product of 538 factors of norm 1/4
+logarithms) for k = 0, …, T-1. docs/math.md §1 ("long horizons"): a product of 538 factors of norm 1/4
 already underflows float64, so the products are kept as :math:`P_k = 2^{e_k} M_k` with an integer
 :math:`e_k` (a Python int, exact) and :math:`\lVert M_k\rVert_F \in [1/2, 1)`. Rescaling by a
 power of two is exact in binary floating point, so the renormalisation adds no rounding error at
@@ -103,8 +103,21 @@ class GradientProfile:
         for name, value in arrays.items():
             object.__setattr__(self, name, value)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the horizon and the log-norms at a few k (natural logarithms)."""
+        T = self.T
+        ks = sorted({0, T // 4, T // 2, (3 * T) // 4, T - 1}) if T else []
+        lines = [
+            f"**GradientProfile** of ∂s_T/∂s_k, T = {T} (natural log of the norm of J_T ⋯ J_(k+1))",
+            "",
+            "| k | log ‖·‖₂ | log ‖·‖_F |",
+            "|---:|---:|---:|",
+        ]
+        lines += [f"| {k} | {self.log_spectral[k]:.4g} | {self.log_frobenius[k]:.4g} |" for k in ks]
+        return "\n".join(lines)
+
     @property
-    def T(self) -> int:  # noqa: N802 - the horizon is called T throughout MATH.md
+    def T(self) -> int:  # noqa: N802 - the horizon is called T throughout docs/math.md
         """The horizon T: the number of entries k = 0..T-1."""
         return int(self.log_spectral.shape[0])
 
@@ -268,7 +281,7 @@ def log_norm_profile(
         \text{entry } k = \log\bigl\lVert J_T J_{T-1}\cdots J_{k+1}\bigr\rVert,
         \qquad k = 0, \dots, T-1,
 
-    with :math:`J_t = \partial s_t/\partial s_{t-1}` in numerator layout (MATH.md §1).
+    with :math:`J_t = \partial s_t/\partial s_{t-1}` in numerator layout (docs/math.md §1).
 
     Parameters
     ----------
@@ -404,7 +417,7 @@ def log_norm_profile(
 def log_norm_profile_rnn(d: np.ndarray, W: np.ndarray) -> GradientProfile:  # noqa: N803
     r"""The profile of a vanilla RNN, whose step Jacobians are :math:`J_t = D(d_{t-1}) W`.
 
-    For :math:`h_t = \sigma(z_t)`, :math:`z_t = W_h h_{t-1} + W_x x_t + b` (MATH.md §1) the step
+    For :math:`h_t = \sigma(z_t)`, :math:`z_t = W_h h_{t-1} + W_x x_t + b` (docs/math.md §1) the step
     Jacobian is :math:`\operatorname{diag}(\sigma'(z_t))\,W_h`, so with ``d[t-1] = σ'(z_t)`` the
     chain needs only a diagonal scaling (of the columns of P) and one product per step:
 

@@ -3,7 +3,7 @@ r"""References the derived formulas are checked against, behind one small interf
 =================  ==========================================================================
 name               how it differentiates
 =================  ==========================================================================
-``torch``          reverse-mode autograd of cells hand-written in torch from MATH.md,
+``torch``          reverse-mode autograd of cells hand-written in torch from docs/math.md,
                    independently of the symbolic layer (:mod:`numeric.torch_reference`)
 ``torch.nn``       the real ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` modules' own forward and backward
 ``complex-step``   :math:`f'(x) \approx \operatorname{Im} f(x + i h)/h`, h = 1e-20: no subtractive
@@ -70,35 +70,57 @@ def _next_states(c: Cell, params: Params, n: int, m: int, s_prev: np.ndarray, xs
 
 
 class _Perturbation:
-    """Shared machinery: derivatives of the forward definitions by perturbing their inputs."""
+    """Shared machinery: derivatives of the forward definitions by perturbing their inputs.
+
+    After each call, :attr:`uncertainty` maps ``"step"``, ``"input"`` or a parameter name to an
+    array shaped like the returned derivative: how far the reference's own value may be from the
+    true derivative (zero for exact references). :func:`numeric.verify` widens its tolerance by it
+    and reports entries it cannot judge.
+    """
 
     name = ""
 
-    def _derivative(self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int) -> np.ndarray:
+    def __init__(self) -> None:
+        self.uncertainty: dict[str, np.ndarray] = {}
+        #: called with e.g. ``"W_h 120/1024"`` while columns are perturbed (a progress bar's hook)
+        self.progress: Callable[[str], None] | None = None
+
+    def _derivative(
+        self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int, base: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(∂f/∂x_j, its uncertainty); ``base`` is f(x)."""
         raise NotImplementedError
+
+    def _base(self, f: Callable[[Any], np.ndarray], x: np.ndarray) -> np.ndarray:
+        return f(np.asarray(x, dtype=np.float64))
 
     def forward(self, cell: Cell | str, params: Params, xs: Any, s0: Any = None) -> np.ndarray:
         return unroll(cell, params, xs, s0).states
+
+    def _columns(self, f: Callable[[Any], np.ndarray], x: np.ndarray, count: int, key: str) -> np.ndarray:
+        base = self._base(f, x)
+        pairs = []
+        every = max(1, count // 50)
+        for j in range(count):
+            pairs.append(self._derivative(f, x, j, base))
+            if self.progress is not None and ((j + 1) % every == 0 or j + 1 == count):
+                self.progress(f"{key} {j + 1}/{count}")
+        self.uncertainty[key] = np.stack([u for _, u in pairs], axis=-1)
+        return np.stack([d for d, _ in pairs], axis=-1)
 
     def step_jacobians(self, cell: Cell | str, params: Params, xs: Any, s0: Any = None) -> np.ndarray:
         traj = unroll(cell, params, xs, s0)
         c, n, m = traj.cell, traj.hidden, traj.inputs
         prev = traj.states[:-1]
-        cols = [
-            self._derivative(lambda s: _next_states(c, traj.params, n, m, s, traj.xs), prev, j)
-            for j in range(prev.shape[1])
-        ]
-        return np.stack(cols, axis=-1)
+        return self._columns(
+            lambda s: _next_states(c, traj.params, n, m, s, traj.xs), prev, prev.shape[1], "step"
+        )
 
     def input_jacobians(self, cell: Cell | str, params: Params, xs: Any, s0: Any = None) -> np.ndarray:
         traj = unroll(cell, params, xs, s0)
         c, n, m = traj.cell, traj.hidden, traj.inputs
         prev = traj.states[:-1]
-        cols = [
-            self._derivative(lambda x: _next_states(c, traj.params, n, m, prev, x), traj.xs, j)
-            for j in range(m)
-        ]
-        return np.stack(cols, axis=-1)
+        return self._columns(lambda x: _next_states(c, traj.params, n, m, prev, x), traj.xs, m, "input")
 
     def parameter_gradients(
         self, cell: Cell | str, params: Params, xs: Any, s0: Any = None, *, loss_weights: Any
@@ -111,19 +133,18 @@ class _Perturbation:
             )
         out: dict[str, np.ndarray] = {}
         for name in c.parameter_names:
-            base = p[name]
-            flat = base.reshape(-1)
-            grad = np.empty(flat.shape[0])
+            base_value = p[name]
+            flat = base_value.reshape(-1)
 
-            def loss(value: np.ndarray, name: str = name) -> np.ndarray:
+            def loss(value: np.ndarray, name: str = name, shape: tuple = base_value.shape) -> np.ndarray:
                 q = dict(p)
-                q[name] = value.reshape(base.shape)
+                q[name] = value.reshape(shape)
                 states = _run(compile_cell(c), q, xs_a, s0_a, n, m)
                 return np.reshape(np.sum(w * states[1:, :n]), (1, 1))
 
-            for j in range(flat.shape[0]):
-                grad[j] = self._derivative(loss, flat[None, :], j)[0, 0].real
-            out[name] = grad.reshape(base.shape)
+            grad = self._columns(loss, flat[None, :], flat.shape[0], name)[0, 0].real
+            self.uncertainty[name] = self.uncertainty[name][0, 0].reshape(base_value.shape)
+            out[name] = grad.reshape(base_value.shape)
         return out
 
 
@@ -138,26 +159,50 @@ class ComplexStepReference(_Perturbation):
     name = "complex-step"
     h = 1e-20
 
-    def _derivative(self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int) -> np.ndarray:
+    def _base(self, f: Callable[[Any], np.ndarray], x: np.ndarray) -> np.ndarray:
+        return np.zeros(0)  # not needed: the derivative is read off the imaginary part
+
+    def _derivative(
+        self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int, base: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         xc = np.array(x, dtype=np.complex128)
         xc[..., j] += 1j * self.h
-        return np.imag(f(xc)) / self.h
+        d = np.imag(f(xc)) / self.h
+        return d, np.zeros(d.shape)
 
 
 class FiniteDifferenceReference(_Perturbation):
-    """Central finite differences with h = 1e-6 · max(1, |x_j|): accurate to about 1e-8 relative."""
+    r"""Central finite differences with h = 1e-6 · max(1, |x_j|), and their own uncertainty.
+
+    Accurate to about 1e-8 relative where the cell is smooth. Where a perturbation straddles a kink
+    of the activation (relu at 0, hard-sigmoid at ±2.5), the central difference averages two
+    slopes and can be far from the derivative at x. The reference measures that itself: the
+    one-sided slopes :math:`(f(x+h) - f(x))/h` and :math:`(f(x) - f(x-h))/h` agree to
+    :math:`O(h f'')` on smooth stretches and differ by the jump of slope across a kink, so
+    :math:`u = |	ext{forward} - 	ext{backward}|` bounds the central difference's error (a
+    single kink puts it at u/2). :attr:`uncertainty` holds u; :func:`numeric.verify` widens the
+    tolerance by u and reports the entries where u alone exceeds the tolerance as *not judged*.
+    """
 
     name = "finite-diff"
     h = 1e-6
 
-    def _derivative(self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int) -> np.ndarray:
+    def _derivative(
+        self, f: Callable[[Any], np.ndarray], x: np.ndarray, j: int, base: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=np.float64)
         step = self.h * np.maximum(1.0, np.abs(x[..., j]))
         plus, minus = x.copy(), x.copy()
         plus[..., j] += step
         minus[..., j] -= step
-        diff = f(plus) - f(minus)
-        return diff / (2.0 * (step[..., None] if np.ndim(step) else step))
+        fp, fm = f(plus), f(minus)
+        # the actual steps taken (x ± step rounds), per row
+        dp = (plus[..., j] - x[..., j])[..., None] if np.ndim(step) else plus[..., j] - x[..., j]
+        dm = (x[..., j] - minus[..., j])[..., None] if np.ndim(step) else x[..., j] - minus[..., j]
+        central = (fp - fm) / (dp + dm)
+        forward = (fp - base) / dp
+        backward = (base - fm) / dm
+        return central, np.abs(forward - backward)
 
 
 def _torch(name: str) -> Callable[[], Reference]:

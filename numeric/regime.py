@@ -1,7 +1,7 @@
 """The Pascanu et al. (2013) theorem evaluated on a concrete recurrent matrix.
 
 For a vanilla RNN, h_t = σ(z_t) with z_t = W h_{t-1} + W_x x_t + b, the step Jacobian is
-D(σ'(z_t)) W (MATH.md §1), so by submultiplicativity
+D(σ'(z_t)) W (docs/math.md §1), so by submultiplicativity
 
 .. math::
 
@@ -206,6 +206,22 @@ class Regime:
             return False
         return (self.verdict == VANISHING) != (self.linear_verdict == "vanishing")
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the verdict, the numbers it rests on and why."""
+        n, m = self.shape
+        lines = [
+            f"**{self.verdict}** ({self.activation}, W of shape {n}×{m})",
+            "",
+            "| γ = sup\\|σ'\\| | σ_max(W) | ρ(W) | η = γ σ_max |",
+            "|---:|---:|---:|---:|",
+            f"| {self.gamma_exact} | {self.sigma_max:.4g} | {self.spectral_radius:.4g} | {self.eta:.4g} |",
+            "",
+            self.explanation,
+        ]
+        if self.linear_verdict is not None:
+            lines += ["", f"linear unit (γρ): {self.linear_verdict}"]
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: gamma, sigma_max, spectral_radius, eta, regime, and extras."""
         out: dict[str, Any] = {
@@ -266,7 +282,7 @@ def _explain(
 
 
 def regime(activation: str | Activation, W: Any) -> Regime:
-    """Classify a recurrent matrix by the Pascanu et al. (2013) theorem (MATH.md §1).
+    """Classify a recurrent matrix by the Pascanu et al. (2013) theorem (docs/math.md §1).
 
     Parameters
     ----------
@@ -455,8 +471,8 @@ def bound_profile(activation: str | Activation, W: Any, pre_activations: Any) ->
 class DirectPath:
     """The gated shortcut of an LSTM or GRU: a diagonal factor D(r_t) per step, 0 < r_t < 1.
 
-    LSTM: ∂c_t/∂c_{t-1} = D(f_t) (MATH.md §3); PyTorch GRU: the term D(z_t) of ∂h'/∂h; lecture
-    GRU: D(1 − u_t) (MATH.md §4). Along this path alone k steps multiply to a diagonal matrix of
+    LSTM: ∂c_t/∂c_{t-1} = D(f_t) (docs/math.md §3); PyTorch GRU: the term D(z_t) of ∂h'/∂h; lecture
+    GRU: D(1 − u_t) (docs/math.md §4). Along this path alone k steps multiply to a diagonal matrix of
     norm ≤ (max r)^k ≤ 1: it never explodes. The full Jacobian adds the other terms, so the path
     alone is a truncation.
 
@@ -596,7 +612,7 @@ def _direct_path(params: Mapping[str, Any], spec: tuple[str, str, str, float, st
         f"along the {path} alone k steps give a diagonal product of norm <= (max {gate})^k <= 1, "
         f"so this path never explodes; at zero input and |h| <= 1 the gate {gate} stays <= "
         f"{upper:.6g} (at rest {at_rest[0]:.4g}..{at_rest[1]:.4g}), so the path at least halves "
-        f"every {half_life:.4g} steps; the full Jacobian also has the h-path terms (MATH.md "
+        f"every {half_life:.4g} steps; the full Jacobian also has the h-path terms (docs/math.md "
         "sections 3-4), so the path alone is a truncation."
     )
     return DirectPath(
@@ -648,20 +664,20 @@ def model_regime(
             main="W_h",
             blocks=MappingProxyType({"W_h": r}),
             direct_path=None,
-            note="vanilla RNN: the step Jacobian is D(sigma'(z_t)) W_h (MATH.md section 1).",
+            note="vanilla RNN: the step Jacobian is D(sigma'(z_t)) W_h (docs/math.md section 1).",
         )
     if c.name not in _GATED:
         raise GradproofError(f"expected a cell among rnn-*, lstm, gru, gru-torch, got {c.name!r}")
     if activation is not None:
         raise GradproofError(
-            f"a {c.name} has fixed activations (sigmoid gates, tanh candidate); drop the "
+            f"the {c.name} cell has fixed activations (sigmoid gates, tanh candidate); drop the "
             "activation argument"
         )
     main, blocks_spec, direct = _GATED[c.name]
     blocks: dict[str, Regime] = {}
     for name, act_name in blocks_spec:
         if name not in params:
-            raise GradproofError(f"expected parameter {name!r} (n, n) for a {c.name}, it is missing")
+            raise GradproofError(f"expected parameter {name!r} (n, n) for the {c.name} cell, it is missing")
         blocks[name] = regime(act_name, check_square_matrix(params[name], name=name))
     shapes = {r.shape for r in blocks.values()}
     if len(shapes) != 1:
@@ -676,7 +692,7 @@ def model_regime(
         direct_path=_direct_path(params, direct, n),
         note=(
             f"each block's verdict bounds that gate's recurrent term D(.) W alone; the {c.name} "
-            f"step Jacobian sums such terms (MATH.md sections 3-4) and its direct path carries "
+            f"step Jacobian sums such terms (docs/math.md sections 3-4) and its direct path carries "
             f"the long-range gradient; {main} (candidate, tanh) is the headline block."
         ),
     )

@@ -2,7 +2,7 @@ r"""How much each output of a recurrent model depends on each input: ‖∂o_t/�
 
 For a unidirectional model o_t cannot depend on a later input, so the entries with s > t are
 exactly zero — the reason a bidirectional RNN, whose reverse direction reads the whole future,
-cannot serve language modelling (MATH.md §5; Schuster & Paliwal 1997).
+cannot serve language modelling (docs/math.md §5; Schuster & Paliwal 1997).
 
 >>> import numpy as np
 >>> from gradproof.numeric import StackedModel, input_sensitivity

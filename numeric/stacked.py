@@ -1,4 +1,4 @@
-r"""Stacked and bidirectional recurrences of any cell, on numbers (MATH.md §5–6).
+r"""Stacked and bidirectional recurrences of any cell, on numbers (docs/math.md §5–6).
 
 A :class:`StackedModel` is ``L`` layers of one cell, each run forward in time and, when
 bidirectional, also backward in time, exactly as ``torch.nn.RNN/LSTM/GRU`` with ``num_layers=L``
@@ -508,7 +508,7 @@ def depth_profile(
     :math:`M^{l,d}_t = \partial o_{t^*}/\partial s^{l,d}_t` (D n × S) is the sum over its
     successors — the next step of its own direction (through A) and the same time step of both
     directions of the layer above (through B and the selection of h) — so it is the sum over all
-    grid paths from s^{l,d}_t to o_{t*} (MATH.md §6). ``[:, :, t*-1]`` is the gradient norm
+    grid paths from s^{l,d}_t to o_{t*} (docs/math.md §6). ``[:, :, t*-1]`` is the gradient norm
     against depth at the output step; ``[L-1, 0, :]`` the top layer's profile over time.
 
     Parameters
@@ -587,7 +587,7 @@ def stack_regime(model: StackedModel) -> StackRegime:
     bidirectional stack a path may also turn back in time inside a reverse layer, but it still
     has at least k time steps, and at most :math:`2^{L-l}\binom{j+L-l}{L-l}` paths have j of
     them: the same conclusion holds. For gated cells the step Jacobian is a sum of gate terms
-    (MATH.md §3–4), the per-block verdicts bound one term each, and the stack's verdict repeats
+    (docs/math.md §3–4), the per-block verdicts bound one term each, and the stack's verdict repeats
     the worst layer's headline (candidate) block, with that caveat.
     """
     from .regime import BOUNDARY, EXPLODING, VANISHING, model_regime

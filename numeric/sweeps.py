@@ -11,7 +11,7 @@ Sutskever 2015 for initialising it at 1 or more; Pascanu et al. 2013 for the RNN
 
 The keep bias β. The gate that keeps the state is the LSTM's forget gate f (c_t = f ⊙ c_{t-1} +
 …, bias ``b_f``), PyTorch's GRU update gate z (h_t = z ⊙ h_{t-1} + (1-z) ⊙ n, bias ``b_z``), and
-*one minus* the lecture's update gate u (h_t = (1-u) ⊙ h_{t-1} + u ⊙ h̃, MATH.md §4: u = 0
+*one minus* the lecture's update gate u (h_t = (1-u) ⊙ h_{t-1} + u ⊙ h̃, docs/math.md §4: u = 0
 keeps the state), so a keep bias β is ``b_f = β``, ``b_z = β`` and ``b_u = −β``. With β large the
 kept fraction σ(β) → 1 and λ₁ → 0 from below: the gradient neither vanishes nor explodes.
 """

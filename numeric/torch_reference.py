@@ -1,7 +1,7 @@
 """Autodiff references: the cells written again in PyTorch, and ``torch.nn``'s own modules.
 
 These are independent of gradproof's symbolic layer: nothing here reads a derived formula. The
-cells are typed in from their definitions (MATH.md §1, §3, §4) and differentiated by PyTorch's
+cells are typed in from their definitions (docs/math.md §1, §3, §4) and differentiated by PyTorch's
 autograd, in float64; :mod:`derive.cells` supplies only names, shapes and an RNN's activation.
 
 Two references, same methods, numpy in and numpy out:
@@ -63,7 +63,7 @@ def torch_step(
 ) -> Tensor:
     r"""One step s_t = F(s_{t-1}, x_t) of a cell, written in torch from its definition.
 
-    * RNN (MATH.md §1): :math:`h' = σ(W_h h + W_x x + b)`.
+    * RNN (docs/math.md §1): :math:`h' = σ(W_h h + W_x x + b)`.
     * LSTM (§3): :math:`f, i, o = \mathrm{sigmoid}(W_• h + U_• x + b_•)`,
       :math:`g = \tanh(W_c h + U_c x + b_c)`, :math:`c' = f ⊙ c + i ⊙ g`,
       :math:`h' = o ⊙ \tanh c'`; state ``[h; c]``.
@@ -175,7 +175,7 @@ def _np(t: Tensor) -> np.ndarray:
 
 # -- reference 1: the hand-written torch cells -------------------------------------------------
 class TorchReference:
-    """Autodiff of :func:`torch_step`, the cells typed in from MATH.md, for every cell."""
+    """Autodiff of :func:`torch_step`, the cells typed in from docs/math.md, for every cell."""
 
     name = "torch"
 

@@ -50,6 +50,16 @@ class Trajectory:
     def T(self) -> int:  # noqa: N802
         return self.xs.shape[0]
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the cell, the sizes and the size of the states along the way."""
+        norms = np.linalg.norm(np.real(self.hidden_states), axis=1)
+        return "\n".join([
+            f"**Trajectory** of {self.cell.name}: T = {self.T} steps, hidden n = {self.hidden}, "
+            f"inputs m = {self.inputs}, states {self.states.shape[0]}×{self.states.shape[1]}",
+            "",
+            f"‖h_0‖ = {norms[0]:.4g}, ‖h_T‖ = {norms[-1]:.4g}, max_t ‖h_t‖ = {norms.max():.4g}",
+        ])  # fmt: skip
+
     @property
     def hidden_states(self) -> np.ndarray:
         """(T + 1, n): the h part of every state."""

@@ -9,7 +9,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,10 @@ from .gradients import input_jacobians, parameter_gradients, step_jacobians
 from .references import TOLERANCES, Reference, get_reference
 from .trajectory import prepare
 
-__all__ = ["Check", "Verification", "verify", "compare", "state_blocks", "GATES"]
+__all__ = ["Check", "Verification", "verify", "compare", "state_blocks", "GATES", "VERIFY_STAGES"]
+
+#: What :func:`verify` reports to its ``progress`` hook, in order.
+VERIFY_STAGES = ("step Jacobians", "input Jacobians", "derived gradients", "reference gradients")
 
 #: What a parameter's suffix names, for messages ("W_f" -> forget gate f).
 GATES = {
@@ -58,7 +61,11 @@ class Check:
     max_rel : largest error relative to the reference's largest entry at that step.
     worst_step : the step t (1-based) where the error is largest against its tolerance
         (None for parameter gradients, which sum over steps).
-    rtol, atol : the tolerances; ``ok`` is |a - b| <= atol + rtol · max|b| at every step.
+    rtol, atol : the tolerances; ``ok`` is |a - b| <= atol + rtol · max|b| (+ u) at every step.
+    entries, not_judged : how many entries were compared, and how many of them the reference
+        could not judge: its own uncertainty u there (a finite difference straddling a kink of
+        relu or hard-sigmoid) exceeds the tolerance. Those entries pass when within the
+        tolerance widened by u; a row whose worst entry is one of them reads "not judged".
     """
 
     quantity: str
@@ -69,13 +76,26 @@ class Check:
     rtol: float
     atol: float
     ok: bool
+    entries: int = 0
+    not_judged: int = 0
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``FAIL`` or ``not judged`` (within tolerance only thanks to the reference's
+        own uncertainty, which exceeds the tolerance: the reference cannot tell)."""
+        if not self.ok:
+            return "FAIL"
+        return "not judged" if self.not_judged else "ok"
 
     def describe(self) -> str:
         where = f", block {self.block}" if self.block else ""
         step = f" at step {self.worst_step}" if self.worst_step is not None else ""
         return (
             f"{self.quantity}{where}: max abs error {self.max_abs:.3e}, max rel error "
-            f"{self.max_rel:.3e}{step} ({'ok' if self.ok else 'FAILED'}, rtol {self.rtol:g})"
+            f"{self.max_rel:.3e}{step} ({'FAILED' if not self.ok else self.status}, "
+            f"rtol {self.rtol:g}, atol {self.atol:g}"
+            + (f", {self.not_judged} of {self.entries} entries not judged" if self.not_judged else "")
+            + ")"
         )
 
 
@@ -88,19 +108,33 @@ def compare(
     rtol: float,
     atol: float,
     per_step: bool = True,
+    uncertainty: np.ndarray | None = None,
 ) -> Check:
-    """Compare analytic ``actual`` with reference ``expected`` (leading axis = steps if per_step)."""
+    """Compare analytic ``actual`` with reference ``expected`` (leading axis = steps if per_step).
+
+    ``uncertainty`` (shaped like ``expected``) is the reference's own error bound per entry; an
+    entry passes when |a - b| <= atol + rtol · max|b| + u, and counts as *not judged* when u
+    alone exceeds atol + rtol · max|b| and |a - b| does too.
+    """
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
+    u = np.zeros(b.shape) if uncertainty is None else np.asarray(uncertainty, dtype=np.float64)
     if not per_step:
-        a, b = a[None], b[None]
+        a, b, u = a[None], b[None], u[None]
     T = a.shape[0]
-    err = np.abs(a - b).reshape(T, -1).max(axis=1, initial=0.0)
     scale = np.abs(b).reshape(T, -1).max(axis=1, initial=0.0)
+    tol = (atol + rtol * scale).reshape((T,) + (1,) * (a.ndim - 1))
+    diff = np.abs(a - b)
+    unsure = (u > tol) & (diff > tol)
+    not_judged = int(np.count_nonzero(unsure))
+    # judged entries against the plain tolerance; unjudged ones against the widened one
+    beyond = np.where(unsure, np.maximum(diff - u, 0.0), diff)
+    err = np.abs(a - b).reshape(T, -1).max(axis=1, initial=0.0)
+    err_judged = beyond.reshape(T, -1).max(axis=1, initial=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(scale > 0, err / np.where(scale > 0, scale, 1.0), np.where(err > 0, np.inf, 0.0))
-    badness = err / (atol + rtol * scale)
-    worst = int(np.argmax(badness))
+    badness = err_judged / (atol + rtol * scale)
+    worst = int(np.argmax(err / (atol + rtol * scale)))
     ok = bool(np.all(np.isfinite(a)) and np.all(badness <= 1.0))
     return Check(
         quantity=quantity,
@@ -111,6 +145,8 @@ def compare(
         rtol=rtol,
         atol=atol,
         ok=ok,
+        entries=int(a.size),
+        not_judged=not_judged,
     )
 
 
@@ -137,7 +173,16 @@ class Verification:
     def table(self) -> str:
         """A plain-text table, one row per check."""
         head = f"{self.cell} vs {self.reference} (hidden {self.hidden}, inputs {self.inputs}, T {self.steps})"
-        rows = [("quantity", "block", "max abs", "max rel", "worst step", "ok")]
+        tols = sorted({(c.rtol, c.atol) for c in self.checks})
+        head += "\ntolerance: |derived - reference| <= atol + rtol * max|reference| per step, " + ", ".join(
+            f"rtol {r:g}, atol {a:g}" for r, a in tols
+        )
+        if any(c.not_judged for c in self.checks):
+            head += (
+                "\nnot judged: entries where the reference's own uncertainty exceeds the tolerance "
+                "(a finite difference across a kink of the activation); they are not failures"
+            )
+        rows = [("quantity", "block", "max abs", "max rel", "worst step", "not judged", "ok")]
         for c in self.checks:
             rows.append(
                 (
@@ -146,7 +191,8 @@ class Verification:
                     f"{c.max_abs:.2e}",
                     f"{c.max_rel:.2e}",
                     "-" if c.worst_step is None else str(c.worst_step),
-                    "ok" if c.ok else "FAIL",
+                    f"{c.not_judged}/{c.entries}" if c.not_judged else "-",
+                    c.status,
                 )
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -171,6 +217,9 @@ class Verification:
                     "rtol": c.rtol,
                     "atol": c.atol,
                     "ok": c.ok,
+                    "status": c.status,
+                    "entries": c.entries,
+                    "not_judged": c.not_judged,
                 }
                 for c in self.checks
             ],
@@ -178,6 +227,31 @@ class Verification:
 
     def __str__(self) -> str:
         return self.table()
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the table as Markdown, with the verdict and the tolerance."""
+        status = "all within tolerance" if self.ok else "**FAILED**"
+        unsure = sum(c.not_judged for c in self.checks)
+        if self.ok and unsure:
+            status += f" ({unsure} entries not judged: the reference cannot tell there)"
+        tols = "; ".join(f"rtol {r:g}, atol {a:g}" for r, a in sorted({(c.rtol, c.atol) for c in self.checks}))
+        lines = [
+            f"**{self.cell}** vs **{self.reference}** (hidden {self.hidden}, inputs {self.inputs}, "
+            f"T {self.steps}): {status}",
+            "",
+            f"tolerance: \\|derived − reference\\| ≤ atol + rtol · max\\|reference\\| ({tols})",
+            "",
+            "| quantity | block | max abs | max rel | worst step | not judged | status |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for c in self.checks:
+            step = "–" if c.worst_step is None else str(c.worst_step)
+            unsure_c = f"{c.not_judged}/{c.entries}" if c.not_judged else "–"
+            lines.append(
+                f"| {c.quantity} | {c.block or '–'} | {c.max_abs:.2e} | {c.max_rel:.2e} | {step} | "
+                f"{unsure_c} | {c.status} |"
+            )
+        return "\n".join(lines)
 
 
 def verify(
@@ -191,6 +265,7 @@ def verify(
     rtol: float | None = None,
     atol: float | None = None,
     step: Derivation | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Verification:
     """Compare the derived step Jacobians, input Jacobians and BPTT gradients with a reference.
 
@@ -203,6 +278,8 @@ def verify(
     rtol, atol : tolerances; default per reference (:data:`numeric.references.TOLERANCES`).
     step : a step-Jacobian derivation to check instead of gradproof's (your own formula). It
         replaces the step-Jacobian rows only; the BPTT gradients always use gradproof's derivation.
+    progress : called with the name of each of the :data:`VERIFY_STAGES` as it starts (a
+        progress bar's hook; nothing is printed here).
 
     Returns
     -------
@@ -220,27 +297,48 @@ def verify(
     checks: list[Check] = []
     blocks = state_blocks(c, n)
 
+    def unsure(key: str) -> np.ndarray | None:
+        # the reference's own error bound (finite differences across a kink), when it has one
+        return getattr(ref, "uncertainty", {}).get(key)
+
+    say = progress or (lambda _stage: None)
+    current = [VERIFY_STAGES[0]]
+    if progress is not None and hasattr(ref, "progress"):
+        ref.progress = lambda detail: say(f"{current[0]}: {detail}")  # e.g. "reference gradients: W_h 40/1024"
+    say(VERIFY_STAGES[0])
     a = step_jacobians(c, p, xs_a, s0_a, step=step)
     b = ref.step_jacobians(c, p, xs_a, s0_a)
+    u = unsure("step")
     for rn, rs in blocks:
         for cn, cs in blocks:
             name = f"d{rn}/d{cn}" if len(blocks) > 1 else ""
             checks.append(
-                compare(a[:, rs, cs], b[:, rs, cs], quantity="step Jacobian", block=name, rtol=rtol, atol=atol)
-            )
+                compare(a[:, rs, cs], b[:, rs, cs], quantity="step Jacobian", block=name, rtol=rtol,
+                        atol=atol, uncertainty=None if u is None else u[:, rs, cs])
+            )  # fmt: skip
+    current[0] = VERIFY_STAGES[1]
+    say(VERIFY_STAGES[1])
     a = input_jacobians(c, p, xs_a, s0_a)
     b = ref.input_jacobians(c, p, xs_a, s0_a)
+    u = unsure("input")
     for rn, rs in blocks:
         name = f"d{rn}/dx" if len(blocks) > 1 else ""
-        checks.append(compare(a[:, rs], b[:, rs], quantity="input Jacobian", block=name, rtol=rtol, atol=atol))
+        checks.append(compare(a[:, rs], b[:, rs], quantity="input Jacobian", block=name, rtol=rtol,
+                              atol=atol, uncertainty=None if u is None else u[:, rs]))  # fmt: skip
+    current[0] = VERIFY_STAGES[2]
+    say(VERIFY_STAGES[2])
     ga = parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
+    current[0] = VERIFY_STAGES[3]
+    say(VERIFY_STAGES[3])
     gb = ref.parameter_gradients(c, p, xs_a, s0_a, loss_weights=loss_weights)
     for name in c.parameter_names:
         checks.append(
             compare(
                 ga[name], gb[name], quantity=f"dJ/d{name}", block=gate_of(c, name),
-                rtol=rtol, atol=atol, per_step=False,
+                rtol=rtol, atol=atol, per_step=False, uncertainty=unsure(name),
             )
         )  # fmt: skip
+    if progress is not None and hasattr(ref, "progress"):
+        ref.progress = None
     return Verification(c.name, ref.name, n, m, T, tuple(checks))
 

@@ -79,31 +79,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     _register()
     args = list(sys.argv[1:] if argv is None else argv)
     forget_expired()
+    # every message starts "gradproof <command>: " (or "gradproof: " before a command is named)
+    where = next((f"gradproof {a}" for a in args if a in cli.commands), "gradproof")
     try:
         rv = cli.main(args=args, prog_name="gradproof", standalone_mode=False)
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             click.echo(exc.ctx.get_help())
             return 0
-        name = exc.ctx.command_path if exc.ctx is not None else "gradproof"
+        name = exc.ctx.command_path if exc.ctx is not None else where
         message = " ".join(exc.format_message().split())  # one line, whatever click wraps
         click.echo(f"{name}: error: {message}", err=True)
         return 2
     except click.Abort:
-        click.echo("gradproof: interrupted", err=True)
+        click.echo(f"{where}: interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"gradproof: error: {exc.format_message()}", err=True)
+        click.echo(f"{where}: error: {exc.format_message()}", err=True)
         return exc.exit_code if exc.exit_code else 2
     except TooCostly as exc:
         click.echo(str(exc), err=True)
         return 2
     except GradproofError as exc:
         stop = expired()  # the budget ran out and some code turned its stop into another error
-        click.echo(str(stop) if stop is not None else f"gradproof: error: {exc}", err=True)
+        click.echo(str(stop) if stop is not None else f"{where}: error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("gradproof: interrupted", err=True)
+        click.echo(f"{where}: interrupted", err=True)
         return 130
     except Exception:
         stop = expired()  # the budget's stop, turned into another exception by some library

@@ -54,7 +54,8 @@ def _load_benchmark() -> ModuleType:
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the JSON results [default: benchmarks/results/profile.json].",
+    help="Where to write the JSON results [default: benchmarks/results/profile.json when run "
+    "inside the source checkout, else bench_profile.json in the current folder].",
 )
 def _bench(hidden: int, steps: int, repeats: int, json_path: Path | None) -> None:
     """Time the full gradient-norm profile: gradproof against torch and a numpy floor."""
@@ -63,11 +64,23 @@ def _bench(hidden: int, steps: int, repeats: int, json_path: Path | None) -> Non
         hidden=hidden,
         steps=steps,
         repeats=repeats,
-        json_path=json_path if json_path is not None else bench.DEFAULT_JSON,
+        json_path=json_path if json_path is not None else default_json(bench.DEFAULT_JSON),
         echo=click.echo,
     )
+
+
+def default_json(in_checkout: Path, cwd: Path | None = None) -> Path:
+    """Where results go by default: the checkout's ``benchmarks/results/`` when the command runs
+    inside the checkout, else ``bench_profile.json`` in the current folder (never into a source
+    tree the user is not working in)."""
+    here = (cwd or Path.cwd()).resolve()
+    root = _BENCH.parent.parent.resolve()
+    if here == root or root in here.parents:
+        return Path(in_checkout)
+    return here / "bench_profile.json"
 
 
 command = click.command(
     "bench", short_help="Time the gradient-norm profile against torch and a numpy floor."
 )(_bench)
+

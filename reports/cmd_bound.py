@@ -147,10 +147,16 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _gamma(r: Any) -> str:
+    """γ exactly, and its decimal value only when that says something more (1/4 (= 0.25), not 1 (= 1))."""
+    number = _num(r.gamma)
+    return r.gamma_exact if r.gamma_exact == number else f"{r.gamma_exact}  (= {number})"
+
+
 def _regime_table(r: Any, title: str) -> list[str]:
     rows = [
         ("activation", r.activation),
-        ("gamma = sup|sigma'|", f"{r.gamma_exact}  (= {_num(r.gamma)})"),
+        ("gamma = sup|sigma'|", _gamma(r)),
         ("sigma_max(W)", _num(r.sigma_max)),
         ("rho(W)", _num(r.spectral_radius)),
         ("eta = gamma*sigma_max", _num(r.eta)),

@@ -1,4 +1,4 @@
-"""``gradproof derive CELL [--latex]``: a cell's equations and its derived step Jacobian."""
+"""``gradproof derive CELL [--latex | --standalone]``: a cell's equations and its derived Jacobians."""
 
 from __future__ import annotations
 
@@ -8,36 +8,77 @@ import sympy as sp
 from ..derive import CELL_NAMES, cell, input_jacobian, step_jacobian
 from ..derive.algebra import latex, text
 
-__all__ = ["command", "render"]
+__all__ = ["command", "render", "sections", "STANDALONE_PREAMBLE"]
+
+#: What a document needs around ``--latex`` output (amsmath for align* and matrix).
+STANDALONE_PREAMBLE = (
+    "\\documentclass[landscape]{article}\n"
+    "\\usepackage[margin=1.5cm]{geometry}\n"
+    "\\usepackage{amsmath,amssymb}\n"
+    "\\allowdisplaybreaks\n"
+)
 
 
-def render(name: str, *, as_latex: bool = False, steps: bool = True) -> str:
-    """The text ``gradproof derive`` prints for the cell ``name``."""
+def sections(name: str, *, steps: bool = True) -> list[tuple[str, list[sp.Basic]]]:
+    """(heading, equations) in the order ``gradproof derive`` prints them.
+
+    Every named Jacobian a result uses (the LSTM's ∂c/∂h and ∂c/∂x) is defined under a "where"
+    right after that result.
+    """
     c = cell(name)
-    d = step_jacobian(c)
-    show = latex if as_latex else text
+    d, di = step_jacobian(c), input_jacobian(c)
     parts: list[tuple[str, list[sp.Basic]]] = [("equations", list(c.equations))]
     if steps:
         parts.append(("chain rule, one intermediate at a time", [s.equation for s in d.steps]))
     parts.append(("step Jacobian", [d.equation]))
-    if d.references:
-        parts.append(("where", [sp.Eq(ref, expr, evaluate=False) for ref, expr in d.references.items()]))
-    parts.append(("input Jacobian", [input_jacobian(c).equation]))
+    if d.where:
+        parts.append(("where", list(d.where)))
+    parts.append(("input Jacobian", [di.equation]))
+    if di.where:
+        parts.append(("where", list(di.where)))
+    return parts
+
+
+def _align(equations: list[sp.Basic]) -> str:
+    rows = [f"{latex(e.lhs)} &= {latex(e.rhs)}" for e in equations]
+    return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
+
+
+def render(name: str, *, as_latex: bool = False, steps: bool = True, standalone: bool = False) -> str:
+    """The text ``gradproof derive`` prints for the cell ``name``.
+
+    Plain text by default; with ``as_latex`` one ``align*`` environment per part, ready to paste
+    into a document that loads amsmath; with ``standalone`` a complete document for pdflatex.
+    """
+    c = cell(name)
+    parts = sections(name, steps=steps)
+    if standalone:
+        body = []
+        for heading, equations in parts:
+            body.append(f"\\paragraph{{{c.name}: {heading}}}")
+            body.append(_align(equations))
+        return STANDALONE_PREAMBLE + "\\begin{document}\n" + "\n".join(body) + "\n\\end{document}"
     out = []
     for heading, equations in parts:
-        out.append(f"% {c.name}: {heading}" if as_latex else f"{c.name}: {heading}:")
-        out += [show(e) if as_latex else "  " + show(e) for e in equations]
+        if as_latex:
+            out.append(f"% {c.name}: {heading} (needs \\usepackage{{amsmath}})")
+            out.append(_align(equations))
+        else:
+            out.append(f"{c.name}: {heading}:")
+            out += ["  " + text(e) for e in equations]
     return "\n".join(out)
 
 
 @click.command("derive", short_help="Print a cell's equations and its step Jacobian, by the chain rule.")
 @click.argument("cell_name", metavar="CELL", type=click.Choice(CELL_NAMES, case_sensitive=False))
-@click.option("--latex", "as_latex", is_flag=True, help="Print LaTeX instead of plain text.")
+@click.option("--latex", "as_latex", is_flag=True,
+              help="Print LaTeX: one align* environment per part, ready to paste (needs amsmath).")
+@click.option("--standalone", is_flag=True, help="Print a complete LaTeX document (compile with pdflatex).")
 @click.option("--no-steps", is_flag=True, help="Only the equations and the Jacobians.")
-def command(cell_name: str, as_latex: bool, no_steps: bool) -> None:
+def command(cell_name: str, as_latex: bool, standalone: bool, no_steps: bool) -> None:
     """Print CELL's equations and its step Jacobian, derived by the chain rule.
 
     CELL is one of rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (the lecture's GRU) and gru-torch
     (PyTorch's nn.GRU).
-    """
-    click.echo(render(cell_name, as_latex=as_latex, steps=not no_steps))
+    """  # fmt: skip
+    click.echo(render(cell_name, as_latex=as_latex, steps=not no_steps, standalone=standalone))

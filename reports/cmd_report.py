@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -38,12 +39,16 @@ def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, nonline
         nonlinearity=nonlinearity, prefix=prefix,
         experiments=experiments, title=title, pdf=not no_pdf, seed=seed,
     )  # fmt: skip
-    with tqdm(total=None, desc="report", unit="step", disable=None, leave=False) as bar:
+    # progress on stderr when it is a terminal (tqdm's disable=None), quiet otherwise
+    with tqdm(total=None, desc="report", unit="part", disable=None, leave=False, file=sys.stderr) as bar:
         def progress(message: str) -> None:
+            # messages read "[k/N] what": N is the bar's total
+            head, _, rest = message.partition("] ")
+            if head.startswith("[") and "/" in head:
+                bar.total = int(head.split("/")[1])
+                message = rest
             bar.set_postfix_str(message)
             bar.update(1)
-            if bar.disable:
-                click.echo(f"gradproof report: {message}", err=True)
 
         result = build_report(options, progress=progress)
     for message in result.messages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from tqdm import tqdm
@@ -10,6 +11,7 @@ from tqdm import tqdm
 from ..derive import CELL_NAMES, cell
 from ..numeric import init, random_sequence, verify
 from ..numeric.references import REFERENCES
+from ..numeric.verify import VERIFY_STAGES
 from .model_option import load_user_model, torch_model_options
 
 __all__ = ["command", "run"]
@@ -18,17 +20,33 @@ __all__ = ["command", "run"]
 TORCH_NN_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru-torch")
 
 
-def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: int, reference: str):
-    """Verify each cell; returns ``(reports, skipped)``."""
+def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: int, reference: str,
+        quiet: bool = False):
+    """Verify each cell; returns ``(reports, skipped)``.
+
+    A progress bar (cell and stage) goes to stderr when it is a terminal and not ``quiet``.
+    """  # fmt: skip
     reports, skipped = [], []
-    for name in tqdm(cells, desc="verify", unit="cell", disable=None, leave=False):
-        if reference == "torch.nn" and name not in TORCH_NN_CELLS:
-            skipped.append(name)
-            continue
-        c = cell(name)
-        params = init(c, hidden=hidden, inputs=inputs, seed=seed)
-        xs = random_sequence(steps, inputs, seed=seed + 1)
-        reports.append(verify(c, params, xs, reference=reference))
+    total = len(cells) * len(VERIFY_STAGES)
+    with tqdm(total=total, desc="verify", unit="stage", disable=True if quiet else None, leave=False,
+              file=sys.stderr) as bar:  # fmt: skip
+        for name in cells:
+            if reference == "torch.nn" and name not in TORCH_NN_CELLS:
+                skipped.append(name)
+                bar.update(len(VERIFY_STAGES))
+                continue
+            c = cell(name)
+            params = init(c, hidden=hidden, inputs=inputs, seed=seed)
+            xs = random_sequence(steps, inputs, seed=seed + 1)
+
+            def progress(stage: str, name: str = name) -> None:
+                # a new stage moves the bar; "stage: W_h 40/1024" only says how far within it
+                if stage in VERIFY_STAGES[1:]:
+                    bar.update(1)
+                bar.set_postfix_str(f"{name}: {stage}")
+
+            reports.append(verify(c, params, xs, reference=reference, progress=progress))
+            bar.update(1)
     return reports, skipped
 
 
@@ -63,7 +81,8 @@ def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int
     if nonlinearity is not None or prefix is not None:
         raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
     names = tuple(c.lower() for c in cells) or CELL_NAMES
-    reports, skipped = run(names, hidden=hidden, inputs=inputs, steps=steps, seed=seed, reference=reference)
+    reports, skipped = run(names, hidden=hidden, inputs=inputs, steps=steps, seed=seed, reference=reference,
+                           quiet=as_json)
     ok = all(r.ok for r in reports)
     if as_json:
         click.echo(json.dumps({"ok": ok, "seed": seed, "skipped": skipped,
@@ -74,7 +93,9 @@ def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int
             click.echo("")
         for name in skipped:
             click.echo(f"{name}: skipped (no torch.nn module implements it; use --reference torch)")
-        verdict = "all within tolerance" if ok else "FAILED: " + "; ".join(
+        unsure = sum(c.not_judged for r in reports for c in r.checks)
+        judged = f"; {unsure} entries not judged (the reference cannot tell there)" if unsure else ""
+        verdict = "all within tolerance" + judged if ok else "FAILED: " + "; ".join(
             f"{r.cell}: {r.worst.describe()}" for r in reports if not r.ok
         )
         click.echo(verdict)

@@ -616,6 +616,14 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
     try:
         if is_latexmk:
             rc, output = _run([engine, "-norc", "-pdf", *_ENGINE_FLAGS, name], workdir, deadline)
+            # latexmk decides from file hashes and can stop while the log still says "Label(s)
+            # may have changed. Rerun": then the contents point to wrong pages. Run the engine
+            # itself until the log and the .aux/.toc files are stable (bounded).
+            direct = shutil.which("pdflatex")
+            for _ in range(_EXTRA_RUNS):
+                if rc != 0 or direct is None or not _asks_for_rerun(log_path):
+                    break
+                rc, output = _run([direct, *_ENGINE_FLAGS, name], workdir, deadline)
         else:
             for attempt in range(3):
                 rc, output = _run([engine, *_ENGINE_FLAGS, name], workdir, deadline)
@@ -634,12 +642,19 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
     raise LatexError(_failure_message(log_path, Path(engine).name, rc, output))
 
 
+#: extra engine runs after latexmk when the log still asks for one
+_EXTRA_RUNS = 3
+
+
 def _asks_for_rerun(log_path: Path) -> bool:
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-    return "Rerun to get" in text or "Rerun LaTeX" in text
+    return any(
+        phrase in text
+        for phrase in ("Rerun to get", "Rerun LaTeX", "Label(s) may have changed", "Rerun to get outlines")
+    )
 
 
 _FILE_LINE_RE = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+): (?P<msg>.+)$")

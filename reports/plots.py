@@ -231,7 +231,7 @@ def _figure_legend(
 
 
 def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
-    r"""Measured gradient norms against the two upper bounds of Pascanu et al. (MATH.md §1).
+    r"""Measured gradient norms against the two upper bounds of Pascanu et al. (docs/math.md §1).
 
     Parameters
     ----------
@@ -308,7 +308,7 @@ def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def spectrum(eigenvalues: np.ndarray, singular_values: np.ndarray, gamma: float) -> Figure:
-    r"""Eigenvalues against singular values of a recurrent matrix (MATH.md §1, imprecision 1).
+    r"""Eigenvalues against singular values of a recurrent matrix (docs/math.md §1, imprecision 1).
 
     Parameters
     ----------
@@ -397,7 +397,7 @@ def transient_growth(
     dense_ks: np.ndarray | None = None,
     dense_norms: np.ndarray | None = None,
 ) -> Figure:
-    r"""‖W^k‖₂ of a non-normal matrix with ρ(W) < 1, against ρ^k and σ_max^k (MATH.md §1).
+    r"""‖W^k‖₂ of a non-normal matrix with ρ(W) < 1, against ρ^k and σ_max^k (docs/math.md §1).
 
     Parameters
     ----------
@@ -501,7 +501,7 @@ def cliff(
     *,
     indexing: str = "xy",
 ) -> Figure:
-    r"""The cliff of the one-unit RNN and SGD with and without clipping on it (MATH.md §2).
+    r"""The cliff of the one-unit RNN and SGD with and without clipping on it (docs/math.md §2).
 
     Parameters
     ----------
@@ -665,7 +665,7 @@ def decay_comparison(curves: Mapping[str, np.ndarray], *, ylabel: str) -> Figure
 def clipping_directions(
     g: np.ndarray, threshold: float, norm_clipped: np.ndarray, value_clipped: np.ndarray
 ) -> Figure:
-    r"""Norm clipping keeps the direction, value clipping does not (MATH.md §2).
+    r"""Norm clipping keeps the direction, value clipping does not (docs/math.md §2).
 
     Parameters
     ----------
@@ -861,7 +861,7 @@ def step_times(
 
 
 def truncation(k: np.ndarray, log_contribution: np.ndarray, window: int) -> Figure:
-    r"""The gradient contribution of step t − k against k, and what truncated BPTT drops (MATH.md §7).
+    r"""The gradient contribution of step t − k against k, and what truncated BPTT drops (docs/math.md §7).
 
     Parameters
     ----------

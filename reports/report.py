@@ -56,6 +56,27 @@ def _version() -> str:
         return "source"
 
 
+#: README.txt of the report folder: what each file is (LaTeX's build files included).
+FOLDER_README = """\
+This folder was written by `gradproof report`.
+
+report.pdf       the report
+report.tex       its LaTeX source (compile again with: latexmk -pdf report.tex)
+timings.tex      a table the source includes (timings of the gradient profile)
+results.json     every number the report shows, machine-readable
+figures/         the figures, as PDF
+README.txt       this file
+
+Files LaTeX (latexmk, pdflatex) leaves next to the PDF while building it; they can be deleted:
+report.aux          cross-references and labels between passes
+report.toc          the table of contents between passes
+report.out          PDF bookmarks (hyperref)
+report.log          the compiler's log: look here when the PDF is not built
+report.fls          the files the compiler read and wrote (latexmk's record)
+report.fdb_latexmk  latexmk's database of file checksums, to decide when to rerun
+"""
+
+
 def build_report(options: ReportOptions, *, progress: Callable[[str], None] | None = None) -> ReportResult:
     """Write the report into ``options.out``; returns the paths.
 
@@ -90,8 +111,9 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             parts.append(("model", sections.section_model))
         parts.append(("verification", sections.section_verification))
         built, results = [], {"seed": options.seed, "cells": list(cells), "version": _version()}
-        for name, make in parts:
-            say(f"section: {name}")
+        total = len(parts) + 1 + int(options.pdf)
+        for i, (name, make) in enumerate(parts, start=1):
+            say(f"[{i}/{total}] section: {name}")
             section, numbers = make(ctx)
             built.append(section)
             results[name] = numbers
@@ -104,10 +126,11 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             "conventions": sections.conventions(),
             "sections": built,
         }
-        say("writing report.tex and results.json")
+        say(f"[{len(parts) + 1}/{total}] writing report.tex and results.json")
         (tmp / "report.tex").write_text(render_report(context), encoding="utf-8")
         (tmp / "timings.tex").write_text(sections.timings_tex(results["gru"]), encoding="utf-8")
         write_json(tmp / "results.json", results)
+        (tmp / "README.txt").write_text(FOLDER_README, encoding="utf-8")
         pdf: Path | None = None
         if options.pdf:
             if find_engine() is None:
@@ -116,7 +139,7 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
                     "texlive-latex-base texlive-latex-recommended latexmk lmodern (scripts/install-latex.sh)"
                 )
             else:
-                say("compiling the PDF with latexmk")
+                say(f"[{total}/{total}] compiling the PDF with latexmk")
                 try:
                     compile_pdf(tmp / "report.tex")
                     pdf = Path(options.out) / "report.pdf"

@@ -110,7 +110,7 @@ def _align_definitions(cell: derive.Cell) -> dict:
 
 
 def conventions() -> list[str]:
-    """The conventions, stated once at the top (MATH.md)."""
+    """The conventions, stated once at the top (docs/math.md)."""
     return [
         r"Vectors are columns; $\operatorname{diag}(v)$ is the diagonal matrix with $v$ on its diagonal "
         r"and $\odot$ the elementwise (Hadamard) product. Squares, products and $1 - v$ of vectors act "
@@ -225,7 +225,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
         r"Right: $\rho(W_h) = 1.15$ with inputs of size $10^{-4}$, so the units stay near their linear "
         r"range and the gradient grows (" + escape_tex(exp["regime"]) + ")."
     )))  # fmt: skip
-    # Truncated BPTT (MATH.md §7): what each step contributes to ∂J^{(T)}/∂W_h, and what a window drops
+    # Truncated BPTT (docs/math.md §7): what each step contributes to ∂J^{(T)}/∂W_h, and what a window drops
     from ..numeric.gradients import bptt_contributions
 
     van_p = data["vanishing"]["params"]
@@ -315,7 +315,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
 
 
 def section_clipping(ctx: Context) -> tuple[dict, dict]:
-    """Norm and value clipping, and the cliff of MATH.md §2."""
+    """Norm and value clipping, and the cliff of docs/math.md §2."""
     from ..derive.cliff import cliff_model
     from ..derive.clipping import clipping_rules
     from ..numeric import cliff, clip_by_norm, clip_by_value

@@ -1,6 +1,6 @@
 """Shared helpers for the tests of the symbolic layer (derive/).
 
-Everything here is written from MATH.md, independently of the code under test: the elementwise
+Everything here is written from docs/math.md, independently of the code under test: the elementwise
 helpers ``D``/``had``, the opaque-gate environment used to check the *structure* of a derived
 formula, and :func:`rational_identity`, a second symbolic prover used where
 :func:`derive.difference_is_zero` is too slow (nested, composed expressions of BPTT chains).
@@ -34,7 +34,7 @@ GATED_CELLS = ("lstm", "gru", "gru-torch")
 
 
 # ----------------------------------------------------------------------------------------------
-# Explicit elementwise algebra, written from MATH.md's conventions (D(v) = diag(v), ⊙ Hadamard)
+# Explicit elementwise algebra, written from docs/math.md's conventions (D(v) = diag(v), ⊙ Hadamard)
 # ----------------------------------------------------------------------------------------------
 def D(v: sp.Matrix) -> sp.Matrix:
     """diag(v) for a column v: (k, 1) -> (k, k)."""
@@ -60,7 +60,7 @@ def square(v: sp.Matrix) -> sp.Matrix:
 
 
 def sigmoid(a: sp.Matrix) -> sp.Matrix:
-    """The logistic sigmoid 1/(1 + e^{-a}) elementwise (MATH.md conventions)."""
+    """The logistic sigmoid 1/(1 + e^{-a}) elementwise (docs/math.md conventions)."""
     return a.applyfunc(lambda e: 1 / (1 + sp.exp(-e)))
 
 
@@ -74,7 +74,7 @@ def opaque_environment(cell: derive.Cell, hidden: int, inputs: int) -> dict[sp.E
     fresh independent symbols.
 
     A derived block evaluated in this environment is a polynomial in the gate values, the
-    previous state and the weights. If it equals MATH.md's formula written with the same fresh
+    previous state and the weights. If it equals docs/math.md's formula written with the same fresh
     symbols, the two have the same structure (e.g. ``f ⊙ (1 - f)``, not an equal rewriting
     through σ'(W_f h + …)).
     """

@@ -1,6 +1,6 @@
 """Tests of derive.activations: σ, σ', kink conventions, the safe parser and γ = sup|σ'|.
 
-Expected values come from MATH.md §1 (γ of the built-ins and of tanh(3x)) or from the calculus
+Expected values come from docs/math.md §1 (γ of the built-ins and of tanh(3x)) or from the calculus
 written next to each row; numeric references are PyTorch autograd (float64) and mpmath.
 """
 
@@ -34,7 +34,7 @@ torch.set_default_dtype(torch.float64)
 
 # ---------------------------------------------------------------------------------------------
 # Reference table: spec, exact γ by hand, and the same σ written again in torch (independent of
-# the code under test). γ sources: MATH.md §1 for the built-ins and tanh(3x); calculus otherwise.
+# the code under test). γ sources: docs/math.md §1 for the built-ins and tanh(3x); calculus otherwise.
 # ---------------------------------------------------------------------------------------------
 F = torch.nn.functional
 
@@ -52,12 +52,12 @@ def _hard_sigmoid(t: torch.Tensor) -> torch.Tensor:
 # fmt: off
 CASES = [
     # spec               γ expected                       torch σ, written by hand          where γ comes from
-    ("sigmoid",          sp.Rational(1, 4),               torch.sigmoid,                    "MATH.md §1: σ' = σ(1-σ) ≤ 1/4, at 0"),
-    ("tanh",             sp.Integer(1),                   torch.tanh,                       "MATH.md §1: 1 - tanh² ≤ 1, at 0"),
-    ("relu",             sp.Integer(1),                   torch.relu,                       "MATH.md §1: slope 1 for x > 0"),
-    ("hard_sigmoid",     sp.Rational(1, 6),               lambda t: _hard_sigmoid(t),       "MATH.md §1: slope 1/6 on (-3, 3)"),
-    ("identity",         sp.Integer(1),                   lambda t: t,                      "MATH.md §1: slope 1"),
-    ("tanh(3*x)",        sp.Integer(3),                   lambda t: torch.tanh(3 * t),      "MATH.md §1: 3(1 - tanh²(3x)) ≤ 3"),
+    ("sigmoid",          sp.Rational(1, 4),               torch.sigmoid,                    "docs/math.md §1: σ' = σ(1-σ) ≤ 1/4, at 0"),
+    ("tanh",             sp.Integer(1),                   torch.tanh,                       "docs/math.md §1: 1 - tanh² ≤ 1, at 0"),
+    ("relu",             sp.Integer(1),                   torch.relu,                       "docs/math.md §1: slope 1 for x > 0"),
+    ("hard_sigmoid",     sp.Rational(1, 6),               lambda t: _hard_sigmoid(t),       "docs/math.md §1: slope 1/6 on (-3, 3)"),
+    ("identity",         sp.Integer(1),                   lambda t: t,                      "docs/math.md §1: slope 1"),
+    ("tanh(3*x)",        sp.Integer(3),                   lambda t: torch.tanh(3 * t),      "docs/math.md §1: 3(1 - tanh²(3x)) ≤ 3"),
     ("x/(1+abs(x))",     sp.Integer(1),                   lambda t: t / (1 + t.abs()),      "softsign: 1/(1+|x|)² ≤ 1, at 0"),
     ("2*sigmoid(x)-1",   sp.Rational(1, 2),               lambda t: 2 * torch.sigmoid(t) - 1, "2 σ(1-σ) ≤ 1/2"),
     ("atan(x)",          sp.Integer(1),                   torch.atan,                       "1/(1+x²) ≤ 1"),
@@ -110,7 +110,7 @@ def test_gamma_exact(spec: str) -> None:
 
 @pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_gamma_of_builtins_is_rational(name: str) -> None:
-    # MATH.md §1: 1/4, 1, 1, 1/6, 1 — exact rationals, not floats.
+    # docs/math.md §1: 1/4, 1, 1, 1/6, 1 — exact rationals, not floats.
     assert gamma(name).is_Rational
 
 
@@ -201,7 +201,7 @@ def test_hard_sigmoid_kink_convention_matches_torch(kink: float) -> None:
 
 def test_torch_hardsigmoid_backward_uses_float32_slope() -> None:
     # Documents why TORCH_ATOL relaxes hard_sigmoid: torch's float64 backward returns float32(1/6),
-    # while gradproof's σ' is exactly 1/6 (and γ = 1/6, MATH.md §1).
+    # while gradproof's σ' is exactly 1/6 (and γ = 1/6, docs/math.md §1).
     torch_slope = torch_derivative(F.hardsigmoid, np.array([0.25]))[0]
     assert abs(torch_slope - 1 / 6) < 1e-8
     assert activation("hard_sigmoid").numpy_derivative(np.array([0.25]))[0] == 1 / 6
@@ -279,7 +279,7 @@ def test_planted_wrong_derivative_is_caught() -> None:
 
 
 def test_output_derivatives() -> None:
-    # MATH.md §3: σ' = σ(1-σ) and tanh' = 1 - tanh², written through the output y.
+    # docs/math.md §3: σ' = σ(1-σ) and tanh' = 1 - tanh², written through the output y.
     for name in ("sigmoid", "tanh"):
         act = activation(name)
         assert sp.simplify(act.output_derivative(act.expr) - act.derivative) == 0
@@ -445,7 +445,7 @@ def test_parser_never_evaluates_user_text(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 # ---------------------------------------------------------------------------------------------
-# Property: γ bounds σ' everywhere (MATH.md §1, the definition of γ)
+# Property: γ bounds σ' everywhere (docs/math.md §1, the definition of γ)
 # ---------------------------------------------------------------------------------------------
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())

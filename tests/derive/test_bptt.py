@@ -1,4 +1,4 @@
-"""Tests of derive.bptt: the ordered BPTT product and the parameter gradients (MATH.md §1).
+"""Tests of derive.bptt: the ordered BPTT product and the parameter gradients (docs/math.md §1).
 
 The brute-force reference is always SymPy's own differentiation of the explicit, composed cell.
 Chains of several steps are proved with ``rational_identity`` (conftest.py): every exp/tanh atom
@@ -25,7 +25,7 @@ from .conftest import ALL_CELLS, D, rational_identity
 INPUTS = 2
 
 # ----------------------------------------------------------------------------------------------
-# The ordered product ∂s^{(span)}/∂s^{(0)} = J_span ⋯ J_1 (MATH.md §1, "an *ordered* product")
+# The ordered product ∂s^{(span)}/∂s^{(0)} = J_span ⋯ J_1 (docs/math.md §1, "an *ordered* product")
 # ----------------------------------------------------------------------------------------------
 # Measured with pytest --durations on the shared 2-core box (build + proof), seconds:
 # rnn-tanh n2/3 steps 0.4; gru n1/3 steps 2-3; gru-torch n1/3 steps 5.7-9.4 (marked slow);
@@ -44,7 +44,7 @@ CHAINS = [
 
 @pytest.mark.parametrize(("name", "n", "span"), CHAINS)
 def test_ordered_product_equals_brute_force_chain(name, n, span):
-    # MATH.md §1: ∂s_i/∂s_j = ∏_{t=j+1..i} ∂s_t/∂s_{t-1}, latest step on the left.
+    # docs/math.md §1: ∂s_i/∂s_j = ∏_{t=j+1..i} ∂s_t/∂s_{t-1}, latest step on the left.
     ex = cell(name).explicit(n, INPUTS)
     product, state = bptt_product(name).explicit_chain(n, INPUTS, span)
     brute = state.jacobian(ex.state)
@@ -86,7 +86,7 @@ def test_bptt_product_is_an_ordered_product_of_step_jacobians():
 
 
 # ----------------------------------------------------------------------------------------------
-# The lecture's factoring (MATH.md §1): W_h^{i-j} ∏ D_t is wrong, D_t and W_h do not commute
+# The lecture's factoring (docs/math.md §1): W_h^{i-j} ∏ D_t is wrong, D_t and W_h do not commute
 # ----------------------------------------------------------------------------------------------
 
 
@@ -99,7 +99,7 @@ def _two_rnn_steps(n: int):
     x2 = sp.Matrix([[sp.Symbol("x0_2", real=True)]])
     z1 = W * ex.state + U * x1 + b
     z2 = W * z1.applyfunc(sp.tanh) + U * x2 + b
-    tanh_prime = lambda z: z.applyfunc(lambda e: 1 - sp.tanh(e) ** 2)  # noqa: E731  MATH.md §1
+    tanh_prime = lambda z: z.applyfunc(lambda e: 1 - sp.tanh(e) ** 2)  # noqa: E731  docs/math.md §1
     product, _ = bptt_product(c).explicit_chain(n, 1, 2)
     return ex, D(tanh_prime(z1)), D(tanh_prime(z2)), W, product
 
@@ -149,7 +149,7 @@ def test_lecture_factoring_fails_for_two_units():
 @pytest.mark.parametrize("name", ALL_CELLS)
 def test_local_parameter_jacobian_equals_brute_force(name, n):
     # A parameter entering as P v has ∂s_t/∂P[a, b] = G[:, a] v[b], a bias ∂s_t/∂b = G, with
-    # G = ∂s_t/∂(P v) at fixed s_{t-1} (chain rule; MATH.md §1 asks for the BPTT gradient to be
+    # G = ∂s_t/∂(P v) at fixed s_{t-1} (chain rule; docs/math.md §1 asks for the BPTT gradient to be
     # derived). Brute force: Matrix.diff / jacobian of the explicit cell.
     c = cell(name)
     ex = c.explicit(n, INPUTS)
@@ -236,7 +236,7 @@ def _bptt_gradient_check(name: str, n: int, T: int) -> list[str]:
     ],
 )
 def test_bptt_parameter_gradient_sum_equals_brute_force(name, n, T):
-    # MATH.md §1: ∂J/∂W_h as a BPTT sum of outer products — derived; checked here as printed.
+    # docs/math.md §1: ∂J/∂W_h as a BPTT sum of outer products — derived; checked here as printed.
     failed = _bptt_gradient_check(name, n, T)
     assert not failed, f"{name}: the BPTT sum is wrong for {failed}"
 
@@ -253,7 +253,7 @@ def test_adjoint_step_is_the_reverse_recursion():
 
 
 def test_parameter_gradient_sites():
-    # each matrix parameter enters once as P v (MATH.md §3, §4); the GRU's W_h multiplies r ⊙ h
+    # each matrix parameter enters once as P v (docs/math.md §3, §4); the GRU's W_h multiplies r ⊙ h
     g = parameter_gradients("gru")
     right = g["W_h"].right
     assert isinstance(right, sp.HadamardProduct)

@@ -1,7 +1,7 @@
 """Tests of derive.cells: names, validation, shapes, counts, immutability and the recurrences.
 
 Expected values come from CONTRACT.md ("Shared names": cell names, parameter keys and shapes)
-and MATH.md §1 (vanilla RNN), §3 (LSTM), §4 (GRU, both conventions, parameter counts).
+and docs/math.md §1 (vanilla RNN), §3 (LSTM), §4 (GRU, both conventions, parameter counts).
 """
 
 from __future__ import annotations
@@ -160,14 +160,14 @@ def test_parameter_shapes(name, n, m):
 
 
 def math_md_count(name: str, n: int, m: int) -> int:
-    """Parameter counts per layer, MATH.md §4 (and §1 for the vanilla RNN)."""
+    """Parameter counts per layer, docs/math.md §4 (and §1 for the vanilla RNN)."""
     if name.startswith("rnn-"):
-        return n * n + n * m + n  # W_h, W_x and one summed bias b (MATH.md §1: b_ih + b_hh)
+        return n * n + n * m + n  # W_h, W_x and one summed bias b (docs/math.md §1: b_ih + b_hh)
     if name == "lstm":
-        return 4 * (n * n + n * m + n)  # MATH.md §4
+        return 4 * (n * n + n * m + n)  # docs/math.md §4
     if name == "gru":
-        return 3 * (n * n + n * m + n)  # MATH.md §4
-    # gru-torch: MATH.md §4 says b_in and b_hn are not redundant (b_hn is gated by r), so the
+        return 3 * (n * n + n * m + n)  # docs/math.md §4
+    # gru-torch: docs/math.md §4 says b_in and b_hn are not redundant (b_hn is gated by r), so the
     # n-chunk keeps both biases while r and z keep one summed bias each: b_r, b_z, b_in, b_hn,
     # i.e. 4n biases instead of 3n -> 3(n² + nm) + 4n.
     return 3 * (n * n + n * m) + 4 * n
@@ -239,7 +239,7 @@ def test_equal_cells_hash_equal():
 
 
 # ----------------------------------------------------------------------------------------------
-# The recurrences themselves, written again from MATH.md (n = 2, m = 2)
+# The recurrences themselves, written again from docs/math.md (n = 2, m = 2)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -248,22 +248,22 @@ def _pointwise(v: sp.Matrix, f) -> sp.Matrix:
 
 
 def math_md_next_state(name: str, n: int, ex) -> sp.Matrix:
-    """s^{(t)} from MATH.md §1, §3, §4 with the ExplicitCell's symbols (not its formulas)."""
+    """s^{(t)} from docs/math.md §1, §3, §4 with the ExplicitCell's symbols (not its formulas)."""
     P = ex.parameters
     x = ex.x
     h = ex.state[:n, :]
     tanh = lambda v: _pointwise(v, sp.tanh)  # noqa: E731
     if name.startswith("rnn-"):
-        z = P["W_h"] * h + P["W_x"] * x + P["b"]  # MATH.md §1
+        z = P["W_h"] * h + P["W_x"] * x + P["b"]  # docs/math.md §1
         sigma = {
             "tanh": sp.tanh,
             "sigmoid": lambda e: 1 / (1 + sp.exp(-e)),
-            # relu and PyTorch's hardsigmoid (MATH.md §1), as max/min, rewritten piecewise
+            # relu and PyTorch's hardsigmoid (docs/math.md §1), as max/min, rewritten piecewise
             "relu": lambda e: sp.Max(0, e).rewrite(sp.Piecewise),
             "hard_sigmoid": lambda e: sp.Min(sp.Max(e / 6 + sp.Rational(1, 2), 0), 1).rewrite(sp.Piecewise),
         }[name[4:]]
         return _pointwise(z, sigma)
-    if name == "lstm":  # MATH.md §3
+    if name == "lstm":  # docs/math.md §3
         c = ex.state[n:, :]
         f = sigmoid(P["W_f"] * h + P["U_f"] * x + P["b_f"])
         i = sigmoid(P["W_i"] * h + P["U_i"] * x + P["b_i"])
@@ -271,12 +271,12 @@ def math_md_next_state(name: str, n: int, ex) -> sp.Matrix:
         g = tanh(P["W_c"] * h + P["U_c"] * x + P["b_c"])
         c_new = had(f, c) + had(i, g)
         return sp.Matrix.vstack(had(o, tanh(c_new)), c_new)  # state [h; c], h first
-    if name == "gru":  # MATH.md §4, lecture form
+    if name == "gru":  # docs/math.md §4, lecture form
         u = sigmoid(P["W_u"] * h + P["U_u"] * x + P["b_u"])
         r = sigmoid(P["W_r"] * h + P["U_r"] * x + P["b_r"])
         h_tilde = tanh(P["W_h"] * had(r, h) + P["U_h"] * x + P["b_h"])
         return had(one_minus(u), h) + had(u, h_tilde)
-    # MATH.md §4, PyTorch form (reset after the matmul)
+    # docs/math.md §4, PyTorch form (reset after the matmul)
     r = sigmoid(P["W_r"] * h + P["U_r"] * x + P["b_r"])
     z = sigmoid(P["W_z"] * h + P["U_z"] * x + P["b_z"])
     cand = tanh(P["U_n"] * x + P["b_in"] + had(r, P["W_n"] * h + P["b_hn"]))
@@ -291,7 +291,7 @@ def test_explicit_recurrence_is_math_md(name):
 
 
 def test_lstm_state_is_h_then_c():
-    # CONTRACT.md / MATH.md §3: s = [h; c], h first
+    # CONTRACT.md / docs/math.md §3: s = [h; c], h first
     ex = LSTM().explicit(2, 1)
     names = [str(s) for s in ex.state]
     assert names[:2] == ["h0", "h1"] and names[2:] == ["c0", "c1"]

@@ -1,7 +1,7 @@
 """Tests of derive.equality.difference_is_zero (and of the tests' own second prover).
 
 STYLE.md 8: a checker's tests include planted wrong derivatives it must catch. The identities
-are calculus (MATH.md §1: σ' = σ(1-σ) ≤ 1/4, tanh' = 1 - tanh² ≤ 1, relu'(0) = 0 as PyTorch,
+are calculus (docs/math.md §1: σ' = σ(1-σ) ≤ 1/4, tanh' = 1 - tanh² ≤ 1, relu'(0) = 0 as PyTorch,
 hardsigmoid' = 1/6 strictly inside (-3, 3)).
 """
 
@@ -62,7 +62,7 @@ def test_difference_is_zero_proves_piecewise_with_equivalent_conditions():
     # BUG (derive/equality.py lines 58-66): a and b are piecewise_fold-ed *separately*, and the
     # fallback simplifies the unfolded a - b, so two Piecewise expressions whose conditions are
     # written differently but agree everywhere are reported unequal. PyTorch's hardsigmoid'
-    # (MATH.md §1) written as 1/6 on (-3, 3) versus derive's own form (0 on |x| >= 3) is such a
+    # (docs/math.md §1) written as 1/6 on (-3, 3) versus derive's own form (0 on |x| >= 3) is such a
     # pair; sympy.simplify(sympy.piecewise_fold(a - b)) proves it (= 0).
     ours = col(sp.Piecewise((sp.Rational(1, 6), (z > -3) & (z < 3)), (0, True)))
     theirs = col(activation("hard_sigmoid").derivative.subs(X, z))
@@ -72,8 +72,8 @@ def test_difference_is_zero_proves_piecewise_with_equivalent_conditions():
 
 @pytest.mark.slow  # 4-7 s: refuting an entry costs two simplify calls on tanh expressions
 def test_difference_is_zero_catches_the_transposed_jacobian():
-    # MATH.md: SymPy's MatrixSymbol.diff returns the *transpose* of Matrix.jacobian for
-    # tanh(W h + …). Planted: D(σ'(z)) W_hᵀ instead of D(σ'(z)) W_h, n = 2 (MATH.md §1).
+    # docs/math.md: SymPy's MatrixSymbol.diff returns the *transpose* of Matrix.jacobian for
+    # tanh(W h + …). Planted: D(σ'(z)) W_hᵀ instead of D(σ'(z)) W_h, n = 2 (docs/math.md §1).
     ex = cell("rnn-tanh").explicit(2, 1)
     z_vec = ex.parameters["W_h"] * ex.state + ex.parameters["W_x"] * ex.x + ex.parameters["b"]
     slope = D(z_vec.applyfunc(lambda e: 1 - sp.tanh(e) ** 2))
@@ -84,7 +84,7 @@ def test_difference_is_zero_catches_the_transposed_jacobian():
 
 
 def test_difference_is_zero_catches_a_wrong_gate_in_the_lstm():
-    # Planted: the forget gate's slope written f(1+f) instead of f(1-f) (MATH.md §3).
+    # Planted: the forget gate's slope written f(1+f) instead of f(1-f) (docs/math.md §3).
     ex = cell("lstm").explicit(1, 1)
     brute = ex.next_state.jacobian(ex.state)
     f = ex.environment[next(k for k in ex.environment if getattr(k, "name", "") == "f^{(t)}")]

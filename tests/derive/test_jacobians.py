@@ -3,11 +3,11 @@
 Three kinds of evidence, each against something written independently of derive/:
 
 1. brute force: every structured Jacobian, evaluated in the explicit view, equals SymPy's
-   ``Matrix.jacobian`` of the explicit cell (MATH.md: "each is proved equal to the brute-force
+   ``Matrix.jacobian`` of the explicit cell (docs/math.md: "each is proved equal to the brute-force
    Matrix.jacobian of the explicit view"), hidden sizes 1, 2, 3;
-2. structure: every block equals MATH.md's formula (§1, §3, §4) built here from the gate values,
+2. structure: every block equals docs/math.md's formula (§1, §3, §4) built here from the gate values,
    both with the gates' true values and with the gates replaced by independent symbols (then
-   equality means the same polynomial in the gates: the printed structure *is* MATH.md's);
+   equality means the same polynomial in the gates: the printed structure *is* docs/math.md's);
 3. size independence: the derivation never sees the hidden size (the issue's demand that
    structured forms must not grow with n).
 """
@@ -48,7 +48,7 @@ def _cases():
 
 @pytest.mark.parametrize(("name", "n"), _cases())
 def test_step_jacobian_equals_brute_force(name, n):
-    # MATH.md §1 (D(σ'(z)) W_h), §3 (LSTM blocks), §4 (GRU): proved against Matrix.jacobian.
+    # docs/math.md §1 (D(σ'(z)) W_h), §3 (LSTM blocks), §4 (GRU): proved against Matrix.jacobian.
     c = cell(name)
     ex = c.explicit(n, INPUTS)
     structured = step_jacobian(c).explicit(n, INPUTS)
@@ -59,7 +59,7 @@ def test_step_jacobian_equals_brute_force(name, n):
 
 @pytest.mark.parametrize(("name", "n"), _cases())
 def test_input_jacobian_equals_brute_force(name, n):
-    # ∂s^{(t)}/∂x^{(t)}: the same chain rule with x in place of the state (MATH.md §1, §3, §4).
+    # ∂s^{(t)}/∂x^{(t)}: the same chain rule with x in place of the state (docs/math.md §1, §3, §4).
     c = cell(name)
     ex = c.explicit(n, INPUTS)
     structured = input_jacobian(c).explicit(n, INPUTS)
@@ -69,12 +69,12 @@ def test_input_jacobian_equals_brute_force(name, n):
 
 
 # ----------------------------------------------------------------------------------------------
-# 2. Structure: each derived block is MATH.md's formula
+# 2. Structure: each derived block is docs/math.md's formula
 # ----------------------------------------------------------------------------------------------
 
 
 def sigma_prime(name: str, z: sp.Matrix) -> sp.Matrix:
-    """σ'(z) elementwise by calculus, MATH.md §1 (relu'(0) = 0; PyTorch hardsigmoid 1/6 on (-3, 3))."""
+    """σ'(z) elementwise by calculus, docs/math.md §1 (relu'(0) = 0; PyTorch hardsigmoid 1/6 on (-3, 3))."""
     rule = {
         "rnn-tanh": lambda e: 1 - sp.tanh(e) ** 2,
         "rnn-sigmoid": lambda e: sp.exp(-e) / (1 + sp.exp(-e)) ** 2,
@@ -85,20 +85,20 @@ def sigma_prime(name: str, z: sp.Matrix) -> sp.Matrix:
 
 
 def math_md_blocks(name: str, v: dict[str, sp.Matrix], P: dict[str, sp.Matrix]):
-    """MATH.md's step-Jacobian blocks and the input-Jacobian blocks, keyed by (output, input).
+    """docs/math.md's step-Jacobian blocks and the input-Jacobian blocks, keyed by (output, input).
 
     ``v`` maps the lecture's vector names to explicit values, ``P`` the parameters. The input
-    blocks are not printed in MATH.md; they follow from the same definitions by the chain rule,
+    blocks are not printed in docs/math.md; they follow from the same definitions by the chain rule,
     written out here by hand (x enters only through the U_• / W_x matrices).
     """
     h, x = "h^{(t-1)}", "x^{(t)}"
     ht, ct, cp = "h^{(t)}", "c^{(t)}", "c^{(t-1)}"
     if name.startswith("rnn-"):
-        # MATH.md §1: ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h; and D(σ'(z_t)) W_x for the input.
+        # docs/math.md §1: ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h; and D(σ'(z_t)) W_x for the input.
         s = D(sigma_prime(name, v["z^{(t)}"]))
         return {(ht, h): s * P["W_h"], (ht, x): s * P["W_x"]}
     if name == "lstm":
-        # MATH.md §3, g = c̃
+        # docs/math.md §3, g = c̃
         f, i, o, g = v["f^{(t)}"], v["i^{(t)}"], v["o^{(t)}"], v[r"\tilde{c}^{(t)}"]
         c_prev, c_new = v[cp], v[ct]
         tanh_c = c_new.applyfunc(sp.tanh)
@@ -119,7 +119,7 @@ def math_md_blocks(name: str, v: dict[str, sp.Matrix], P: dict[str, sp.Matrix]):
             (ht, x): dh("U", dc("U")),
         }
     if name == "gru":
-        # MATH.md §4, lecture form
+        # docs/math.md §4, lecture form
         u, r, hh, hp = v["u^{(t)}"], v["r^{(t)}"], v[r"\tilde{h}^{(t)}"], v[h]
         gate_u = D(had(hh - hp, u, one_minus(u)))
         cand = D(had(u, one_minus(square(hh))))
@@ -129,7 +129,7 @@ def math_md_blocks(name: str, v: dict[str, sp.Matrix], P: dict[str, sp.Matrix]):
             + cand * P["W_h"] * (D(r) + D(had(hp, r, one_minus(r))) * P["W_r"]),
             (ht, x): gate_u * P["U_u"] + cand * (P["U_h"] + P["W_h"] * D(had(hp, r, one_minus(r))) * P["U_r"]),
         }
-    # MATH.md §4, PyTorch form, m = W_hn h + b_hn
+    # docs/math.md §4, PyTorch form, m = W_hn h + b_hn
     r, z, m, nn, hp = v["r^{(t)}"], v["z^{(t)}"], v["m^{(t)}"], v["n^{(t)}"], v[h]
     gate_z = D(had(hp - nn, z, one_minus(z)))
     cand = D(had(one_minus(z), one_minus(square(nn))))
@@ -200,7 +200,7 @@ def test_structure_check_catches_a_wrong_form():
 
 
 def test_lstm_cell_path_is_the_forget_gate_alone():
-    # MATH.md §3: ∂c_t/∂c_{t-1} = D(f_t) exactly (no peepholes), structurally.
+    # docs/math.md §3: ∂c_t/∂c_{t-1} = D(f_t) exactly (no peepholes), structurally.
     c = cell("lstm")
     f = next(lhs for lhs, _ in c.definitions if lhs.name == "f^{(t)}")
     block = step_jacobian(c).blocks[(derive.cells.symbols.c, derive.cells.symbols.c_prev)]

@@ -1,4 +1,4 @@
-"""The theorem objects and the lecture's imprecisions (MATH.md §1, §3, §4)."""
+"""The theorem objects and the lecture's imprecisions (docs/math.md §1, §3, §4)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gradproof.derive.theorem import MaxAbs, Norm, SigmaMax, direct_path, norm_b
      ("rnn-hard_sigmoid", sp.Rational(1, 6))],
 )
 def test_rnn_theorem_uses_the_derived_gamma(name, gamma):
-    # MATH.md §1: η = γ σ_max(W_h), vanishing when σ_max < 1/γ, exploding needs σ_max > 1/γ.
+    # docs/math.md §1: η = γ σ_max(W_h), vanishing when σ_max < 1/γ, exploding needs σ_max > 1/γ.
     thm = derive.pascanu_bound(name)
     assert thm.gamma == gamma
     assert thm.threshold == 1 / gamma
@@ -36,7 +36,7 @@ def test_rnn_theorem_uses_the_derived_gamma(name, gamma):
 
 
 def test_rnn_bound_from_structure_is_maxabs_times_sigma_max():
-    # norm_bound(diag(σ'(z)) W_h) = max|σ'(z)| σ_max(W_h): submultiplicativity, MATH.md §1.
+    # norm_bound(diag(σ'(z)) W_h) = max|σ'(z)| σ_max(W_h): submultiplicativity, docs/math.md §1.
     z = symbols.vector("z")
     W = sp.MatrixSymbol("W_h", symbols.h.shape[0], symbols.h.shape[0])
     expected = MaxAbs(ActPrime("tanh", z)) * SigmaMax(W)
@@ -45,12 +45,12 @@ def test_rnn_bound_from_structure_is_maxabs_times_sigma_max():
 
 
 def test_gated_direct_paths_are_the_gate_diagonals():
-    # MATH.md §4: the direct path is D(1 - u) (lecture GRU) and D(z) (PyTorch's GRU).
+    # docs/math.md §4: the direct path is D(1 - u) (lecture GRU) and D(z) (PyTorch's GRU).
     u, z = symbols.vector("u"), symbols.vector("z")
     assert direct_path(derive.step_jacobian("gru").result) == Diag(OneMinus(u))
     assert direct_path(derive.step_jacobian("gru-torch").result) == Diag(z)
     assert direct_path(derive.step_jacobian("rnn-tanh").result) is None
-    # MATH.md §3: the LSTM's cell path is ∂c/∂c = D(f), and the report states it is a truncation
+    # docs/math.md §3: the LSTM's cell path is ∂c/∂c = D(f), and the report states it is a truncation
     thm = derive.pascanu_bound("lstm")
     f = symbols.vector("f")
     assert thm.direct[0].equation.rhs == Diag(f)
@@ -67,7 +67,7 @@ def test_linear_case_states_spectral_radius():
 
 
 def test_transient_growth_numbers_match_math_md():
-    # MATH.md §1: W = [[0.9, 5], [0, 0.9]] has ρ = 0.9 but ‖W^k‖₂ = 5.16, 9.07, 16.4, 19.4, 13.5,
+    # docs/math.md §1: W = [[0.9, 5], [0, 0.9]] has ρ = 0.9 but ‖W^k‖₂ = 5.16, 9.07, 16.4, 19.4, 13.5,
     # 1.43, 0.015 for k = 1, 2, 5, 10, 20, 50, 100 (quoted to 3 significant digits).
     W = sp.Matrix([[sp.Rational(9, 10), 5], [0, sp.Rational(9, 10)]])
     quoted = {1: 5.16, 2: 9.07, 5: 16.4, 10: 19.4, 20: 13.5, 50: 1.43, 100: 0.015}
@@ -83,7 +83,7 @@ def test_transient_growth_numbers_match_math_md():
 
 
 def test_sigmoid_threshold_is_four_not_one():
-    # MATH.md §1, imprecision 2: for the sigmoid γ = 1/4, so the threshold is 4; 1 belongs to tanh.
+    # docs/math.md §1, imprecision 2: for the sigmoid γ = 1/4, so the threshold is 4; 1 belongs to tanh.
     imp = {i.key: i for i in derive.imprecisions()}["sigmoid-threshold"]
     assert imp.witness["threshold_sigmoid"] == 4
     assert imp.witness["threshold_tanh"] == 1
@@ -91,7 +91,7 @@ def test_sigmoid_threshold_is_four_not_one():
 
 
 def test_factoring_witness_differs():
-    # MATH.md §1, imprecision 3: D_2 W D_1 W ≠ W² D_2 D_1 in general (D and W do not commute).
+    # docs/math.md §1, imprecision 3: D_2 W D_1 W ≠ W² D_2 D_1 in general (D and W do not commute).
     w = factoring_witness()
     assert w["ordered"] == w["D2"] * w["W"] * w["D1"] * w["W"]
     assert w["lecture"] == w["W"] ** 2 * w["D2"] * w["D1"]

@@ -1,4 +1,4 @@
-"""The cliff (MATH.md §2; Pascanu et al. 2013, §3): derive.cliff and numeric.cliff.
+"""The cliff (docs/math.md §2; Pascanu et al. 2013, §3): derive.cliff and numeric.cliff.
 
 Model: x_t = w σ(x_{t-1}) + b, x_0 = 0.5, σ = sigmoid, E = (σ(x_50) − 0.7)².
 """
@@ -37,7 +37,7 @@ def test_one_step_derivatives() -> None:
 
 
 def test_concrete_sigmoid_derivative_is_sigma_one_minus_sigma() -> None:
-    """With the sigmoid, σ' = σ(1 − σ) (MATH.md §3 writes the gates' derivatives so)."""
+    """With the sigmoid, σ' = σ(1 − σ) (docs/math.md §3 writes the gates' derivatives so)."""
     m = CliffModel()
     s = 1 / (1 + sympy.exp(-x_prev))
     assert sympy.simplify(m.concrete(m.dx_dxprev) - w * s * (1 - s)) == 0
@@ -77,7 +77,7 @@ def _exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def _torch_loss_and_grad(wv: float, bv: float, sigmoid=_exp_sigmoid) -> tuple[float, np.ndarray]:
-    """Independent float64 torch code of the same loop (MATH.md §2), differentiated by autograd.
+    """Independent float64 torch code of the same loop (docs/math.md §2), differentiated by autograd.
 
     The default σ is written as 1/(1 + exp(−x)), whose autograd derivative exp(−x)/(1+exp(−x))²
     keeps full relative precision where σ saturates; ``torch.sigmoid``'s backward uses y(1 − y)

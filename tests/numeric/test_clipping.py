@@ -1,4 +1,4 @@
-"""Gradient clipping: derive.clipping (symbolic) and numeric.clipping (numbers), MATH.md §2.
+"""Gradient clipping: derive.clipping (symbolic) and numeric.clipping (numbers), docs/math.md §2.
 
 References: Pascanu, Mikolov, Bengio (2013), Algorithm 1 (norm clipping over all parameters);
 ``torch.nn.utils.clip_grad_norm_`` (scale min(1, θ/(‖g‖ + 1e-6))) and ``clip_grad_value_``.
@@ -45,7 +45,7 @@ def test_norm_rule_branches() -> None:
 
 
 def test_norm_rule_is_a_positive_scale_of_g() -> None:
-    """ĝ = s g with s > 0: the direction is kept (MATH.md §2)."""
+    """ĝ = s g with s > 0: the direction is kept (docs/math.md §2)."""
     rule = NormClipping()
     assert sympy.simplify(sympy.piecewise_fold(rule.rule - rule.scale * rule.gradient)) == 0
     assert rule.scale.is_positive is True

@@ -1,7 +1,7 @@
 """numeric.convert: parameter dicts <-> torch.nn modules, and model files.
 
 The gate orders are PyTorch's documented ones (torch.nn.LSTM: weight_ih_l0 = (W_ii|W_if|W_ig|W_io);
-torch.nn.GRU: (W_ir|W_iz|W_in)), MATH.md §3-§4. The hand-written torch cells of
+torch.nn.GRU: (W_ir|W_iz|W_in)), docs/math.md §3-§4. The hand-written torch cells of
 numeric.torch_reference are checked against the real modules' forward pass here.
 """
 
@@ -74,7 +74,7 @@ def test_module_configuration(name: str) -> None:
 
 
 def test_lstm_chunks_follow_pytorch_order() -> None:
-    # PyTorch docs: weight_hh_l0 = (W_hi|W_hf|W_hg|W_ho); g is the lecture's candidate c̃ (MATH.md §3).
+    # PyTorch docs: weight_hh_l0 = (W_hi|W_hf|W_hg|W_ho); g is the lecture's candidate c̃ (docs/math.md §3).
     n = 3
     p = init("lstm", hidden=n, inputs=2, seed=1)
     module = to_torch("lstm", p)
@@ -88,7 +88,7 @@ def test_lstm_chunks_follow_pytorch_order() -> None:
 
 
 def test_gru_chunks_follow_pytorch_order() -> None:
-    # PyTorch docs: weight_hh_l0 = (W_hr|W_hz|W_hn); b_hn sits inside r ⊙ (W_hn h + b_hn) (MATH.md §4).
+    # PyTorch docs: weight_hh_l0 = (W_hr|W_hz|W_hn); b_hn sits inside r ⊙ (W_hn h + b_hn) (docs/math.md §4).
     n = 2
     p = init("gru-torch", hidden=n, inputs=3, seed=2)
     module = to_torch("gru-torch", p)

@@ -1,4 +1,4 @@
-"""numeric.counterexamples against the numbers quoted in MATH.md §1 (imprecision 1)."""
+"""numeric.counterexamples against the numbers quoted in docs/math.md §1 (imprecision 1)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _half_unit_of_last_digit(quoted: str) -> float:
     return 0.5 * 10.0**exponent
 
 
-# MATH.md §1: "‖W^k‖₂ = 5.16, 9.07, 16.4, 19.4, 13.5, 1.43, 0.015 for k = 1, 2, 5, 10, 20, 50, 100"
+# docs/math.md §1: "‖W^k‖₂ = 5.16, 9.07, 16.4, 19.4, 13.5, 1.43, 0.015 for k = 1, 2, 5, 10, 20, 50, 100"
 MATH_MD_TRANSIENT = {1: "5.16", 2: "9.07", 5: "16.4", 10: "19.4", 20: "13.5", 50: "1.43", 100: "0.015"}
 
 
@@ -51,7 +51,7 @@ def test_transient_growth_shape_of_the_curve() -> None:
 
 
 def test_saturation_growth_matches_math_md() -> None:
-    # MATH.md §1: "W = [[-1, 1], [-2, 1.5]] (ρ ≈ 0.707, ‖W‖₂ ≈ 2.87) with D = diag(0, 1)
+    # docs/math.md §1: "W = [[-1, 1], [-2, 1.5]] (ρ ≈ 0.707, ‖W‖₂ ≈ 2.87) with D = diag(0, 1)
     # gives ‖(DW)^20‖ ≈ 5.5e3"
     r = saturation_growth()
     assert math.isclose(r.spectral_radius, 0.707, abs_tol=_half_unit_of_last_digit("0.707"))
@@ -74,7 +74,7 @@ def test_saturation_growth_closed_forms() -> None:
 
 
 def test_saturation_quote_is_the_DW_reading() -> None:
-    """The other readings of MATH.md's sentence do not give 5.5e3: (WD)^20 with the same D gives
+    """The other readings of docs/math.md's sentence do not give 5.5e3: (WD)^20 with the same D gives
     ≈ 4.0e3, and D = diag(1, 0) keeps ‖(DW)^k‖ = √2 for every k."""
     W = np.array([[-1.0, 1.0], [-2.0, 1.5]])
     D = np.diag([0.0, 1.0])

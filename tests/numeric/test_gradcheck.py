@@ -4,7 +4,7 @@ message a user needs (STYLE.md practice 8).
 The models are written out here by hand, as a user would: an Elman tanh RNN
 h_t = tanh(W h_{t-1} + U x_t + b) (Elman 1990) and an LSTM with stacked gates (i, f, g, o) in
 PyTorch's order, c_t = f ⊙ c_{t-1} + i ⊙ g, h_t = o ⊙ tanh(c_t) (Hochreiter & Schmidhuber 1997;
-docs/ and MATH.md §3 for the block Jacobians). Each planted bug is one line changed in the
+docs/ and docs/math.md §3 for the block Jacobians). Each planted bug is one line changed in the
 backward pass; the expected entry, gate block and step are derived from where that line acts.
 """
 

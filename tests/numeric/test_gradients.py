@@ -1,19 +1,19 @@
 """numeric.gradients: derived step/input Jacobians, BPTT gradients and the gradient profile.
 
-Conventions (CONTRACT.md, MATH.md top): numerator layout; step Jacobians ``(T, S, S)`` with entry
+Conventions (CONTRACT.md, docs/math.md top): numerator layout; step Jacobians ``(T, S, S)`` with entry
 t-1 = ∂s_t/∂s_{t-1}; input Jacobians ``(T, S, m)`` with entry t-1 = ∂s_t/∂x_t; the loss of the
 parameter gradients is J = Σ_t w_t · h_t with ``loss_weights w: (T, n)``; the LSTM state is [h; c].
 
 What the expectations come from, never from the code under test:
 
-* ``torch``: autograd of the cells typed again in torch from MATH.md §1, §3, §4
+* ``torch``: autograd of the cells typed again in torch from docs/math.md §1, §3, §4
   (:mod:`numeric.torch_reference`, itself tested against ``torch.nn`` in test_torch_reference.py);
 * ``torch.nn``: the real ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` modules' forward and backward;
 * ``complex-step`` (Squire & Trapp 1998) and ``finite-diff`` differentiate the forward definitions;
-* closed forms: D(σ'(z_t)) W_h (MATH.md §1, Pascanu et al. 2013 eq. 7), ∂c_t/∂c_{t-1} = D(f_t)
-  (MATH.md §3), the adjoint λ_t = Σ_{s≥t} (∂h_s/∂s_t)ᵀ w_s (the definition of the BPTT adjoint);
+* closed forms: D(σ'(z_t)) W_h (docs/math.md §1, Pascanu et al. 2013 eq. 7), ∂c_t/∂c_{t-1} = D(f_t)
+  (docs/math.md §3), the adjoint λ_t = Σ_{s≥t} (∂h_s/∂s_t)ᵀ w_s (the definition of the BPTT adjoint);
 * the gradient profile against the explicit ordered product J_T ⋯ J_{k+1} and ``np.linalg.norm``,
-  and against the Pascanu bound ‖∂h_T/∂h_k‖₂ ≤ η^{T-k}, η = γ λ₁ (MATH.md §1).
+  and against the Pascanu bound ‖∂h_T/∂h_k‖₂ ≤ η^{T-k}, η = γ λ₁ (docs/math.md §1).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def test_agrees_with_finite_differences_at_documented_tolerance(name: str) -> No
     ("rnn-relu", lambda h, z: (z > 0).astype(np.float64)),
 ])  # fmt: skip
 def test_rnn_step_jacobian_is_diag_sigma_prime_times_W(name: str, derivative) -> None:
-    # MATH.md §1 (Pascanu et al. 2013, eq. 7): ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h, in this order.
+    # docs/math.md §1 (Pascanu et al. 2013, eq. 7): ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h, in this order.
     p, xs, s0, _ = problem(name, 4, 2, 9, seed=5)
     states = numeric.unroll(name, p, xs, s0).states
     z = states[:-1] @ p["W_h"].T + xs @ p["W_x"].T + p["b"]
@@ -176,7 +176,7 @@ def test_rnn_step_jacobian_is_diag_sigma_prime_times_W(name: str, derivative) ->
 
 
 def test_lstm_cell_to_cell_block_is_diag_forget_gate() -> None:
-    # MATH.md §3: ∂c_t/∂c_{t-1} = D(f_t) exactly (no peepholes), and ∂h_t/∂c_{t-1} =
+    # docs/math.md §3: ∂c_t/∂c_{t-1} = D(f_t) exactly (no peepholes), and ∂h_t/∂c_{t-1} =
     # D(o ⊙ (1 - tanh² c_t) ⊙ f).
     n = 3
     p, xs, s0, _ = problem("lstm", n, 2, 7, seed=6)
@@ -196,7 +196,7 @@ def test_lstm_cell_to_cell_block_is_diag_forget_gate() -> None:
 
 
 def test_gru_update_gate_zero_keeps_the_state() -> None:
-    # MATH.md §4: with u = 0 the lecture GRU copies the state, h_t = h_{t-1}, and ∂h_t/∂h_{t-1} = I.
+    # docs/math.md §4: with u = 0 the lecture GRU copies the state, h_t = h_{t-1}, and ∂h_t/∂h_{t-1} = I.
     # b_u = -60 gives u = σ(-60 + O(1)) ~ 1e-26: the gate is shut to far below rounding.
     p, xs, s0, _ = problem("gru", 3, 2, 4, seed=7)
     p = dict(p, b_u=np.full(3, -60.0))
@@ -226,7 +226,7 @@ def test_adjoints_are_sums_of_transposed_products() -> None:
 
 
 def test_linear_loss_gradient_of_the_bias_of_a_one_step_rnn() -> None:
-    # One step of h_1 = tanh(W_h h_0 + W_x x_1 + b): ∂(w·h_1)/∂b = w ⊙ (1 - h_1²) (MATH.md §1).
+    # One step of h_1 = tanh(W_h h_0 + W_x x_1 + b): ∂(w·h_1)/∂b = w ⊙ (1 - h_1²) (docs/math.md §1).
     p, xs, s0, w = problem("rnn-tanh", 3, 2, 1, seed=12)
     h1 = np.tanh(p["W_h"] @ s0 + p["W_x"] @ xs[0] + p["b"])
     g = numeric.parameter_gradients("rnn-tanh", p, xs, s0, loss_weights=w)
@@ -332,7 +332,7 @@ def test_profile_rejects_complex_inputs() -> None:
 # -- requirement 4: a long horizon --------------------------------------------------------------
 @pytest.mark.slow
 def test_long_horizon_contracting_rnn_is_finite_and_matches_the_tail() -> None:
-    # T = 100000, tanh, hidden 8, ‖W_h‖₂ = 0.5: ‖∂h_T/∂h_k‖ ≤ 0.5^{T-k} (γ = 1, MATH.md §1), which
+    # T = 100000, tanh, hidden 8, ‖W_h‖₂ = 0.5: ‖∂h_T/∂h_k‖ ≤ 0.5^{T-k} (γ = 1, docs/math.md §1), which
     # underflows float64 after ~1075 steps; the profile must stay finite in log space.
     T, n, m = 100_000, 8, 3
     p = numeric.init("rnn-tanh", hidden=n, inputs=m, seed=0, spectral_norm=0.5)

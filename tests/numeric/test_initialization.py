@@ -1,7 +1,7 @@
 """numeric.initialization: names, shapes, distribution, spectral rescaling, seeds, bad arguments.
 
 Expected names and shapes are the contract's table (CONTRACT.md "Parameter dicts"), written out
-here by hand; the spectral quantities are measured with numpy's own SVD/eigvals (MATH.md §1).
+here by hand; the spectral quantities are measured with numpy's own SVD/eigvals (docs/math.md §1).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ EXPECTED = {
     ),
 }  # fmt: skip
 
-# The matrices multiplying h^{(t-1)} (MATH.md §1, §3, §4).
+# The matrices multiplying h^{(t-1)} (docs/math.md §1, §3, §4).
 RECURRENT = {
     "rnn-tanh": ("W_h",),
     "rnn-sigmoid": ("W_h",),
@@ -120,7 +120,7 @@ def test_spectral_radius_is_exact(name: str, target: float) -> None:
     with np.errstate(all="raise"):
         for k in RECURRENT[name]:
             assert abs(_rho(p[k]) - target) <= 1e-12 * target
-            # a non-normal random matrix: sigma_max > rho (MATH.md §1, "ρ(W) ≤ σ_max(W)")
+            # a non-normal random matrix: sigma_max > rho (docs/math.md §1, "ρ(W) ≤ σ_max(W)")
             assert _sigma_max(p[k]) > target
     for k in set(p) - set(RECURRENT[name]):
         assert np.array_equal(p[k], raw[k]), k

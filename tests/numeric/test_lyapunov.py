@@ -1,6 +1,6 @@
 """numeric.lyapunov_spectrum: the identities of the QR (Benettin) method and an independent check.
 
-Sources: Benettin et al. (1980) for the method; MATH.md §1 ("long horizons") for the recursion
+Sources: Benettin et al. (1980) for the method; docs/math.md §1 ("long horizons") for the recursion
 J_t Q_{t-1} = Q_t R_t; the identities are linear algebra: |det R_t| = |det J_t| because Q is
 orthogonal, and for a constant J = W the QR iteration is the orthogonal (Schur) iteration, whose
 R converges to the Schur form with the eigenvalues on its diagonal.

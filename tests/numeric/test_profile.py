@@ -1,9 +1,9 @@
-"""Tests of numeric.profile: streaming log-space norms of ∂s_T/∂s_k (MATH.md §1, "long horizons").
+"""Tests of numeric.profile: streaming log-space norms of ∂s_T/∂s_k (docs/math.md §1, "long horizons").
 
 Every expected value is computed independently of the code under test: the explicit ordered product
-J_T J_{T-1} ⋯ J_{k+1} (numerator layout, MATH.md conventions) and ``np.linalg.norm`` (LAPACK SVD)
+J_T J_{T-1} ⋯ J_{k+1} (numerator layout, docs/math.md conventions) and ``np.linalg.norm`` (LAPACK SVD)
 of it, or a closed form from the mathematics (products of 0.5·orthogonal matrices; the
-submultiplicative bound ‖∂h_T/∂h_k‖ ≤ η^{T-k} of Pascanu et al. 2013, MATH.md §1).
+submultiplicative bound ‖∂h_T/∂h_k‖ ≤ η^{T-k} of Pascanu et al. 2013, docs/math.md §1).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def random_jacobians(rng: np.random.Generator, T: int, S: int, scale: float = 1.
 def rnn_jacobians(
     rng: np.random.Generator, T: int, S: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """d: (T, S) in (0, 1), W: (S, S) with ‖W‖₂ = 1.2 and J_t = D(d_{t-1}) W (MATH.md §1)."""
+    """d: (T, S) in (0, 1), W: (S, S) with ‖W‖₂ = 1.2 and J_t = D(d_{t-1}) W (docs/math.md §1)."""
     a = rng.standard_normal((S, S))
     W = 1.2 * a / np.linalg.norm(a, 2)
     d = rng.uniform(0.05, 1.0, size=(T, S))
@@ -271,7 +271,7 @@ def test_top_eigenvalue_exact_on_hard_spectra(spectrum: np.ndarray) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Long horizons (MATH.md §1: 4^{-k} underflows float64 at k ≈ 538)
+# Long horizons (docs/math.md §1: 4^{-k} underflows float64 at k ≈ 538)
 # --------------------------------------------------------------------------------------------
 
 
@@ -296,7 +296,7 @@ def test_long_horizon_half_orthogonal_is_exact() -> None:
 @pytest.mark.slow
 def test_long_horizon_contracting_rnn_is_finite_and_decreasing() -> None:
     """‖J_t‖₂ = ‖D_t W‖₂ ≤ ‖W‖₂ = 0.5 (d ∈ (0, 1]); by submultiplicativity (Pascanu et al. 2013,
-    MATH.md §1) log‖P_k‖ ≤ log‖P_{k+1}‖ + log 0.5 and log‖P_k‖ ≤ (T-k) log 0.5."""
+    docs/math.md §1) log‖P_k‖ ≤ log‖P_{k+1}‖ + log 0.5 and log‖P_k‖ ≤ (T-k) log 0.5."""
     T, S = 100_000, 4
     rng = np.random.default_rng(6)
     a = rng.standard_normal((S, S))

@@ -4,7 +4,7 @@ The perturbation references differentiate the cell's forward definitions: comple
 f'(x) = Im f(x + ih)/h with h = 1e-20, has no subtractive cancellation and is exact to rounding
 for analytic functions (Squire & Trapp 1998, SIAM Review 40(1)); central differences have a
 truncation error O(h²) and a rounding error O(ε/h). The ground truth here is torch autograd of the
-cells typed in from MATH.md (:mod:`numeric.torch_reference`), which is independent of both.
+cells typed in from docs/math.md (:mod:`numeric.torch_reference`), which is independent of both.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_complex_step_is_exact_on_other_cells(name: str) -> None:
 
 
 def test_complex_step_with_a_linear_cell_is_the_matrix() -> None:
-    # identity activation (MATH.md §1, linear case): ∂h_t/∂h_{t-1} = W_h, ∂h_t/∂x_t = W_x
+    # identity activation (docs/math.md §1, linear case): ∂h_t/∂h_{t-1} = W_h, ∂h_t/∂x_t = W_x
     lin = RNN(activation="identity")
     p = numeric.init(lin, hidden=3, inputs=2, seed=0)
     xs = numeric.random_sequence(4, 2, seed=1)
@@ -175,3 +175,23 @@ def test_references_validate_s0(name: str) -> None:
     p, xs, _, _ = problem("lstm", n=3, m=2, T=2)
     with pytest.raises(GradproofError, match=r"s0 must have shape \(S,\) = \(6,\)"):
         get_reference(name).step_jacobians("lstm", p, xs, np.zeros(3))
+
+
+def test_finite_differences_report_their_own_uncertainty_at_a_kink() -> None:
+    # relu(z) at z = ±1e-9: the central difference of relu is 1/2, the one-sided slopes 0 and 1
+    ref = get_reference("finite-diff")
+    p = dict(numeric.init("rnn-relu", hidden=2, inputs=1, seed=0))
+    p["W_h"] = np.zeros((2, 2))
+    p["W_x"] = np.array([[1.0], [1.0]])
+    p["b"] = np.array([0.0, 0.0])
+    xs = np.array([[1e-9], [0.5]])
+    J = ref.input_jacobians("rnn-relu", p, xs, np.zeros(2))
+    u = ref.uncertainty["input"]
+    assert J[0, :, 0] == pytest.approx([0.5005, 0.5005], rel=1e-9)  # (1e-6 + 1e-9) / 2e-6
+    # one-sided slopes: 1 above; (1e-9 - 0) / 1e-6 = 1e-3 below, so u = 1 - 1e-3
+    assert u[0, :, 0] == pytest.approx([0.999, 0.999], rel=1e-6)
+    assert J[1, :, 0] == pytest.approx([1.0, 1.0], rel=1e-9) and np.all(u[1] < 1e-8)
+    # complex step is exact on the same input and reports no uncertainty
+    cs = get_reference("complex-step")
+    cs.input_jacobians("rnn-relu", p, xs, np.zeros(2))
+    assert np.all(cs.uncertainty["input"] == 0.0)

@@ -1,4 +1,4 @@
-"""numeric.regime: the Pascanu et al. (2013) theorem on concrete matrices (MATH.md §1)."""
+"""numeric.regime: the Pascanu et al. (2013) theorem on concrete matrices (docs/math.md §1)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _sigma_max_independent(W: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- verdict table
-# MATH.md §1: eta = gamma * sigma_max; vanishing guaranteed when eta < 1, exploding possible
+# docs/math.md §1: eta = gamma * sigma_max; vanishing guaranteed when eta < 1, exploding possible
 # when sigma_max > 1/gamma. gamma: tanh 1, sigmoid 1/4, relu 1, hard_sigmoid 1/6, tanh(3x) 3.
 VERDICTS = [
     ("tanh", 0.5 * np.eye(3), "1", 0.5, VANISHING),
@@ -71,14 +71,14 @@ def test_sigma_max_and_rho_are_independent_quantities() -> None:
         # ρ from the characteristic polynomial's roots, not from eigvals
         rho = max(abs(np.roots(np.poly(W))))
         assert r.spectral_radius == pytest.approx(rho, rel=1e-9)
-        assert r.spectral_radius <= r.sigma_max * (1 + 1e-12)  # ρ ≤ σ_max (MATH.md §1)
+        assert r.spectral_radius <= r.sigma_max * (1 + 1e-12)  # ρ ≤ σ_max (docs/math.md §1)
 
 
 # --------------------------------------------------------------------------- linear case
 
 
 def test_linear_case_disagrees_on_transient_growth_matrix() -> None:
-    # MATH.md §1, imprecision 1: ρ = 0.9 < 1 but σ_max ≈ 5.16 > 1
+    # docs/math.md §1, imprecision 1: ρ = 0.9 < 1 but σ_max ≈ 5.16 > 1
     r = regime("identity", [[0.9, 5.0], [0.0, 0.9]])
     assert r.linear_verdict == "vanishing"
     assert r.verdict == EXPLODING
@@ -163,7 +163,7 @@ def test_bad_activation_object() -> None:
     act=st.sampled_from(["tanh", "sigmoid", "relu"]),
 )
 def test_every_step_jacobian_is_below_eta(seed: int, scale: float, act: str) -> None:
-    """‖D(σ'(z)) W‖₂ ≤ η for any z (MATH.md §1, the theorem's one-step bound)."""
+    """‖D(σ'(z)) W‖₂ ≤ η for any z (docs/math.md §1, the theorem's one-step bound)."""
     from gradproof.derive.activations import activation
 
     rng = np.random.default_rng(seed)
@@ -226,7 +226,7 @@ def test_bound_profile_against_direct_products() -> None:
 
 
 def test_bound_profile_long_horizon_stays_finite() -> None:
-    """4^(-k) underflows float64 near k = 538 (MATH.md §1); the log-space bound does not."""
+    """4^(-k) underflows float64 near k = 538 (docs/math.md §1); the log-space bound does not."""
     T = 3000
     W = 2.0 * np.eye(2)
     z = np.zeros((T, 2))  # σ'(0) = 1/4 for the sigmoid: each factor has norm exactly 1/2
@@ -284,7 +284,7 @@ def test_model_regime_lecture_gru_uses_one_minus_u() -> None:
     p = {"W_u": np.zeros((n, n)), "W_r": np.eye(n), "W_h": np.eye(n), "b_u": np.array([3.0, -3.0])}
     d = model_regime("gru", p).direct_path
     assert d is not None and d.gate == "1-u"
-    # 1 - u = σ(-b_u) at rest (MATH.md §4, lecture convention)
+    # 1 - u = σ(-b_u) at rest (docs/math.md §4, lecture convention)
     assert d.retain_at_rest == pytest.approx((1 / (1 + math.exp(3.0)), 1 / (1 + math.exp(-3.0))))
 
 

@@ -20,9 +20,9 @@ SMALL = dict(hidden=4, inputs=2, steps=150, warmup=20, seed=3)
 @pytest.mark.parametrize(
     "cell, param, sign, gate, kept",
     [
-        ("lstm", "b_f", 1.0, "f", lambda g: g),  # c_t = f ⊙ c_{t-1} + … (MATH.md §3)
-        ("gru", "b_u", -1.0, "u", lambda g: 1 - g),  # h_t = (1-u) ⊙ h_{t-1} + … (MATH.md §4)
-        ("gru-torch", "b_z", 1.0, "z", lambda g: g),  # h' = … + z ⊙ h (MATH.md §4)
+        ("lstm", "b_f", 1.0, "f", lambda g: g),  # c_t = f ⊙ c_{t-1} + … (docs/math.md §3)
+        ("gru", "b_u", -1.0, "u", lambda g: 1 - g),  # h_t = (1-u) ⊙ h_{t-1} + … (docs/math.md §4)
+        ("gru-torch", "b_z", 1.0, "z", lambda g: g),  # h' = … + z ⊙ h (docs/math.md §4)
     ],
 )
 def test_keep_bias_convention(cell, param, sign, gate, kept) -> None:
@@ -55,7 +55,7 @@ def test_gate_sweep_keeping_the_state_stops_the_vanishing(cell: str) -> None:
 
 
 def test_norm_sweep_respects_the_pascanu_bound() -> None:
-    # ‖J_t‖₂ = ‖diag(tanh'(z)) W_h‖₂ ≤ γ σ_max(W_h) with γ = 1 (MATH.md §1), so every exponent,
+    # ‖J_t‖₂ = ‖diag(tanh'(z)) W_h‖₂ ≤ γ σ_max(W_h) with γ = 1 (docs/math.md §1), so every exponent,
     # the largest included, is at most log(γ σ_max).
     sweep = norm_sweep("rnn-tanh", norms=(0.5, 1.0, 2.0, 4.0), **SMALL)
     assert np.all(sweep.largest <= np.log(sweep.values) + 1e-12)

@@ -1,7 +1,7 @@
 """numeric.testing: ``assert_jacobian_close`` for users' suites, the Hypothesis strategies, and
 the doctests of the numeric and derive modules.
 
-The planted wrong derivative is MATH.md §3's ∂c_t/∂c_{t-1} = D(f_t) replaced by D(f_t ⊙ f_t)
+The planted wrong derivative is docs/math.md §3's ∂c_t/∂c_{t-1} = D(f_t) replaced by D(f_t ⊙ f_t)
 (STYLE.md practice 8); the expected step, block and entry of the failure are computed here from
 the torch reference's Jacobians, where the dc/dc block is D(f_t).
 """
@@ -206,7 +206,7 @@ def test_parameters_have_the_asked_spectral_radius(data, radius: float) -> None:
     for name in RECURRENT[c.name]:
         rho = np.max(np.abs(np.linalg.eigvals(p[name])))
         np.testing.assert_allclose(rho, radius, rtol=1e-10)
-        # σ_max ≥ ρ always (MATH.md §1, lecture imprecision 1)
+        # σ_max ≥ ρ always (docs/math.md §1, lecture imprecision 1)
         assert np.linalg.norm(p[name], 2) >= rho * (1 - 1e-12)
 
 

@@ -1,4 +1,4 @@
-"""The theorem of Pascanu et al. (2013) checked on numbers (MATH.md §1, §3).
+"""The theorem of Pascanu et al. (2013) checked on numbers (docs/math.md §1, §3).
 
 Properties over thousands of random draws: with η < 1 the measured ‖∂h_i/∂h_j‖₂ never exceeds
 η^{i-j} nor the data-dependent bound; the LSTM's cell-path product never exceeds ∏ max f_t. And the
@@ -28,7 +28,7 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu")
     scale=st.floats(1e-3, 3.0),
 )
 def test_measured_norm_never_exceeds_the_bounds(activation, hidden, steps, seed, eta, scale):
-    # MATH.md §1: ‖∂h_i/∂h_j‖₂ ≤ ∏ ‖D(σ'(z_t))‖₂ ‖W_h‖₂ ≤ η^{i-j}, η = γ σ_max(W_h).
+    # docs/math.md §1: ‖∂h_i/∂h_j‖₂ ≤ ∏ ‖D(σ'(z_t))‖₂ ‖W_h‖₂ ≤ η^{i-j}, η = γ σ_max(W_h).
     gamma = float(derive.gamma(activation))
     name = f"rnn-{activation}"
     p = init(name, hidden=hidden, inputs=2, seed=seed, spectral_norm=eta / gamma)
@@ -50,7 +50,7 @@ def test_measured_norm_never_exceeds_the_bounds(activation, hidden, steps, seed,
 @settings(max_examples=300, deadline=None)
 @given(hidden=st.integers(1, 5), steps=st.integers(1, 30), seed=st.integers(0, 2**31 - 1))
 def test_lstm_cell_path_product_never_exceeds_product_of_max_forget_gate(hidden, steps, seed):
-    # MATH.md §3: along the cell path ∂c_t/∂c_{t-1} = D(f_t), so ‖∏ D(f_t)‖₂ ≤ ∏ max f_t.
+    # docs/math.md §3: along the cell path ∂c_t/∂c_{t-1} = D(f_t), so ‖∏ D(f_t)‖₂ ≤ ∏ max f_t.
     p = init("lstm", hidden=hidden, inputs=3, seed=seed)
     xs = random_sequence(steps, 3, seed=seed + 1)
     J = step_jacobians("lstm", p, xs)
@@ -87,7 +87,7 @@ def test_bound_is_not_vacuous_for_a_normal_matrix_near_zero(s):
 
 @pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru-torch"])
 def test_bptt_contributions_are_the_norms_of_the_terms_that_sum_to_the_gradient(name):
-    # MATH.md §7: truncated BPTT drops the terms of the sum ∂J/∂W = Σ_t G_tᵀ λ_t v_tᵀ with t < T - τ.
+    # docs/math.md §7: truncated BPTT drops the terms of the sum ∂J/∂W = Σ_t G_tᵀ λ_t v_tᵀ with t < T - τ.
     from gradproof.numeric.gradients import bptt_contributions, parameter_gradients
 
     p = init(name, hidden=3, inputs=2, seed=5)

@@ -2,7 +2,7 @@
 
 Conventions (CONTRACT.md): step Jacobians (T, S, S), entry t-1 = ∂s_t/∂s_{t-1}; input Jacobians
 (T, S, m), entry t-1 = ∂s_t/∂x_t; J = Σ_t w_t · h_t. Closed forms used as expectations cite
-MATH.md; the finite differences are central with h = 1e-6.
+docs/math.md; the finite differences are central with h = 1e-6.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_planted_wrong_mapping_is_detected() -> None:
 
 
 def test_lecture_gru_versus_torch_gru() -> None:
-    # MATH.md §4. With u = 1 - z (σ(-a) = 1 - σ(a): negate the z gate's parameters), W_h = W_n and
+    # docs/math.md §4. With u = 1 - z (σ(-a) = 1 - σ(a): negate the z gate's parameters), W_h = W_n and
     # b_hn = 0, the two forms differ only in where r acts: W_h (r ⊙ h) vs r ⊙ (W_n h). They agree
     # when r = 1 (b_r = 40: σ(40) rounds to 1) and differ otherwise.
     p = init("gru-torch", hidden=N, inputs=M, seed=4, spectral_norm=2.0)
@@ -110,9 +110,9 @@ def test_lecture_gru_versus_torch_gru() -> None:
     )
 
 
-# -- closed forms (MATH.md) ---------------------------------------------------------------------
+# -- closed forms (docs/math.md) ---------------------------------------------------------------------
 def test_rnn_step_jacobian_is_diag_sigma_prime_times_W() -> None:
-    # MATH.md §1: ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h with z_t = W_h h_{t-1} + W_x x_t + b.
+    # docs/math.md §1: ∂h_t/∂h_{t-1} = D(σ'(z_t)) W_h with z_t = W_h h_{t-1} + W_x x_t + b.
     for name, dsigma in [
         ("rnn-tanh", lambda z: 1.0 - np.tanh(z) ** 2),
         ("rnn-sigmoid", lambda z: np.exp(-z) / (1.0 + np.exp(-z)) ** 2),
@@ -132,7 +132,7 @@ def test_rnn_step_jacobian_is_diag_sigma_prime_times_W() -> None:
 
 
 def test_lstm_cell_block_is_diag_forget_gate() -> None:
-    # MATH.md §3: ∂c_t/∂c_{t-1} = D(f_t) exactly; ∂h_t/∂c_{t-1} = D(o ⊙ (1 - tanh² c_t) ⊙ f).
+    # docs/math.md §3: ∂c_t/∂c_{t-1} = D(f_t) exactly; ∂h_t/∂c_{t-1} = D(o ⊙ (1 - tanh² c_t) ⊙ f).
     p, xs, s0, _ = _problem("lstm", 7)
     ref = TorchReference()
     s = ref.forward("lstm", p, xs, s0)

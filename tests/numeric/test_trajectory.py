@@ -2,8 +2,8 @@
 
 Conventions (CONTRACT.md): ``xs: (T, m)``; ``s0: (S,)`` zeros by default, S = n (2n for the
 LSTM, ordered [h; c]); ``states: (T + 1, S)`` = s_0 … s_T. The expected values come from the
-torch reference (cells typed in from MATH.md §1, §3, §4), the real ``torch.nn`` modules, and the
-gate formulas of MATH.md written again in numpy below.
+torch reference (cells typed in from docs/math.md §1, §3, §4), the real ``torch.nn`` modules, and the
+gate formulas of docs/math.md written again in numpy below.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_unroll_equals_torch_nn_forward(name: str) -> None:
 
 
 def test_rnn_forward_by_hand() -> None:
-    # MATH.md §1: h_t = tanh(W_h h_{t-1} + W_x x_t + b)
+    # docs/math.md §1: h_t = tanh(W_h h_{t-1} + W_x x_t + b)
     p, xs, s0 = problem("rnn-tanh", n=4, m=3, T=6)
     h = s0
     expected = [h]
@@ -125,7 +125,7 @@ def test_intermediates_keys_and_shapes(name: str) -> None:
 
 
 def test_lstm_intermediates_by_hand() -> None:
-    # MATH.md §3: f, i, o = σ(W_• h + U_• x + b_•); c̃ = tanh(W_c h + U_c x + b_c);
+    # docs/math.md §3: f, i, o = σ(W_• h + U_• x + b_•); c̃ = tanh(W_c h + U_c x + b_c);
     # c = f ⊙ c_prev + i ⊙ c̃; h = o ⊙ tanh(c)
     n = 4
     p, xs, s0 = problem("lstm", n=n, m=3, T=6)
@@ -144,7 +144,7 @@ def test_lstm_intermediates_by_hand() -> None:
 
 
 def test_gru_torch_intermediates_by_hand() -> None:
-    # MATH.md §4 (PyTorch form): n = tanh(U_n x + b_in + r ⊙ (W_n h + b_hn)); h' = (1-z) n + z h
+    # docs/math.md §4 (PyTorch form): n = tanh(U_n x + b_in + r ⊙ (W_n h + b_hn)); h' = (1-z) n + z h
     p, xs, s0 = problem("gru-torch", n=3, m=2, T=5)
     traj = numeric.unroll("gru-torch", p, xs, s0)
     inter = traj.intermediates()

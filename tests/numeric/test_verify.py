@@ -2,12 +2,12 @@
 
 STYLE.md practice 8 (after HIPS/autograd's ``check_grads`` tests): a perturbed formula, built
 only for the test, must fail the check with a message that names the quantity, the block and the
-step. The planted formulas are wrong in ways MATH.md warns about:
+step. The planted formulas are wrong in ways docs/math.md warns about:
 
-* LSTM ∂c_t/∂c_{t-1} = D(f_t) (MATH.md §3) replaced by D(f_t ⊙ f_t);
-* RNN D(σ'(z_t)) W_h (MATH.md §1) replaced by the commuted W_h D(σ'(z_t)) (the lecture's
+* LSTM ∂c_t/∂c_{t-1} = D(f_t) (docs/math.md §3) replaced by D(f_t ⊙ f_t);
+* RNN D(σ'(z_t)) W_h (docs/math.md §1) replaced by the commuted W_h D(σ'(z_t)) (the lecture's
   factoring, "D_t and W_h do not commute") and by D(σ'(z_t)) W_hᵀ (the transpose SymPy's
-  ``MatrixSymbol.diff`` returns, MATH.md top).
+  ``MatrixSymbol.diff`` returns, docs/math.md top).
 
 The expected errors are computed from the *reference's* Jacobians (torch autograd), not from the
 code under test: with the reference block b_t = D(f_t), the planted block is D(f_t²), so the error
@@ -40,7 +40,7 @@ def lstm_step_with_f_squared() -> Derivation:
     d = step_jacobian("lstm")
     blocks = d.result.blocks
     dcdc = blocks[1, 1]
-    assert isinstance(dcdc, Diag)  # D(f), MATH.md §3
+    assert isinstance(dcdc, Diag)  # D(f), docs/math.md §3
     f = dcdc.vector
     grid = [[blocks[i, j] for j in range(2)] for i in range(2)]
     grid[1][1] = Diag(hadamard([f, f]))
@@ -115,7 +115,7 @@ def test_verify_catches_lstm_forget_gate_squared(reference: str) -> None:
 
 @pytest.mark.parametrize("name", ["rnn-tanh", "rnn-sigmoid", "rnn-relu"])
 def test_verify_catches_commuted_rnn_factors(name: str) -> None:
-    # MATH.md §1: the lecture's W_h^{i-j} ∏ D(σ'(z_t)) factoring is wrong; one step of it is
+    # docs/math.md §1: the lecture's W_h^{i-j} ∏ D(σ'(z_t)) factoring is wrong; one step of it is
     # W_h D(σ'(z_t)), which differs from D(σ'(z_t)) W_h unless the diagonal is constant.
     p = numeric.init(name, hidden=4, inputs=2, seed=1)
     xs = numeric.random_sequence(6, 2, seed=2)
@@ -256,7 +256,7 @@ def test_verification_lists_every_block_and_parameter(name: str) -> None:
     ("rnn-tanh", "W_h", "recurrent matrix"), ("rnn-relu", "W_x", "input matrix"), ("rnn-sigmoid", "b", "bias"),
 ])  # fmt: skip
 def test_gate_names(name: str, parameter: str, gate: str) -> None:
-    # the gate each parameter belongs to, from the cell definitions in CONTRACT.md / MATH.md §3, §4
+    # the gate each parameter belongs to, from the cell definitions in CONTRACT.md / docs/math.md §3, §4
     assert gate_of(cell(name), parameter) == gate
     assert set(GATES) == {"lstm", "gru", "gru-torch"}
 
@@ -303,3 +303,63 @@ def test_check_is_frozen() -> None:
     ch = Check("q", "", 0.0, 0.0, 1, RTOL, ATOL, True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         ch.ok = False  # type: ignore[misc]
+
+
+# -- finite differences across a kink (issue 16 item 7) ------------------------------------------
+def relu_on_the_kink(n: int = 4, m: int = 2, T: int = 6):  # noqa: N803
+    """rnn-relu with z_1[0] = 1e-9: every finite difference of step 1 straddles relu's kink."""
+    p = dict(numeric.init("rnn-relu", hidden=n, inputs=m, seed=1))
+    xs = numeric.random_sequence(T, m, seed=2)
+    s0 = np.random.default_rng(3).uniform(0.1, 0.9, n)
+    z1 = p["W_h"] @ s0 + p["W_x"] @ xs[0] + p["b"]
+    b = p["b"].copy()
+    b[0] += 1e-9 - z1[0]
+    p["b"] = b
+    return p, xs, s0
+
+
+def test_finite_differences_across_a_kink_are_not_judged_not_failed() -> None:
+    p, xs, s0 = relu_on_the_kink()
+    z1 = p["W_h"] @ s0 + p["W_x"] @ xs[0] + p["b"]
+    assert abs(z1[0]) < 2e-9  # really on the kink: a step of 1e-6 crosses it
+    exact = numeric.verify("rnn-relu", p, xs, s0, reference="complex-step")
+    assert exact.ok and all(c.status == "ok" for c in exact.checks)
+    report = numeric.verify("rnn-relu", p, xs, s0, reference="finite-diff")
+    step = report.checks[0]
+    # the central difference averages relu's two slopes: an error of |W_h[0, j]|/2 at step 1, less
+    # the 1e-9 the kink sits off centre (1e-9 / (2 · 1e-6) = 5e-4)
+    expected = np.max(np.abs(p["W_h"][0])) / 2 - 5e-4
+    assert step.worst_step == 1 and step.max_abs == pytest.approx(expected, rel=1e-6)
+    assert step.ok and step.status == "not judged" and 1 <= step.not_judged <= 4
+    assert report.ok  # not FAIL, so the CLI exits 0
+    table = report.table()
+    assert "rtol 1e-05, atol 1e-07" in table and "not judged" in table and "FAIL" not in table
+    assert report.to_json()["checks"][0]["status"] == "not judged"
+
+
+def test_a_wrong_formula_still_fails_on_the_kink() -> None:
+    # the reference's uncertainty widens the tolerance only by what it cannot tell apart
+    p, xs, s0 = relu_on_the_kink()
+    report = numeric.verify("rnn-relu", p, xs, s0, reference="finite-diff", step=rnn_step_commuted("rnn-relu"))
+    assert not report.ok and report.checks[0].status == "FAIL"
+
+
+def test_compare_with_uncertainty() -> None:
+    b = np.array([[1.0, 2.0]])
+    a = b + np.array([[0.0, 0.5]])
+    plain = compare(a, b, quantity="q", rtol=1e-5, atol=1e-7)
+    assert not plain.ok and plain.status == "FAIL"
+    unsure = compare(a, b, quantity="q", rtol=1e-5, atol=1e-7, uncertainty=np.array([[0.0, 0.6]]))
+    assert unsure.ok and unsure.status == "not judged" and (unsure.not_judged, unsure.entries) == (1, 2)
+    too_far = compare(a, b, quantity="q", rtol=1e-5, atol=1e-7, uncertainty=np.array([[0.0, 0.4]]))
+    assert not too_far.ok
+
+
+@pytest.mark.slow
+def test_the_reported_false_alarm_is_gone(capsys) -> None:
+    from gradproof.reports.cli import main
+
+    code = main(["verify", "--reference", "finite-diff", "--cell", "rnn-relu", "--hidden", "32", "--steps", "200"])
+    out, _ = capsys.readouterr()
+    assert code == 0, out
+    assert "FAIL" not in out and "not judged" in out and "rtol 1e-05, atol 1e-07" in out

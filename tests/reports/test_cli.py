@@ -25,7 +25,7 @@ def test_derive_prints_equations_and_the_step_jacobian(capsys, name):
 
 
 def test_derive_lstm_text_matches_math_md_blocks(capsys):
-    # MATH.md §3: ∂c_t/∂c_{t-1} = D(f_t)
+    # docs/math.md §3: ∂c_t/∂c_{t-1} = D(f_t)
     code, out, _ = run(capsys, "derive", "lstm")
     assert code == 0
     assert "∂c(t)/∂c(t-1) = diag(f(t))" in out

@@ -1,4 +1,4 @@
-"""``gradproof bound`` (reports/cmd_bound.py): verdicts of MATH.md §1 from files, errors as one line."""
+"""``gradproof bound`` (reports/cmd_bound.py): verdicts of docs/math.md §1 from files, errors as one line."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_half_identity_is_vanishing(tmp_path: Path) -> None:
     assert code == 0 and exc is None
     assert "vanishing guaranteed" in out
     data = _json(["--activation", "tanh", "--weights", path])
-    # MATH.md §1: γ(tanh) = 1, η = γ σ_max = 0.5
+    # docs/math.md §1: γ(tanh) = 1, η = γ σ_max = 0.5
     assert data["gamma"] == 1.0 and data["sigma_max"] == pytest.approx(0.5, rel=1e-15)
     assert data["spectral_radius"] == pytest.approx(0.5, rel=1e-15)
     assert data["eta"] == pytest.approx(0.5, rel=1e-15)
@@ -69,7 +69,7 @@ def test_five_identity_with_tanh_is_exploding(tmp_path: Path) -> None:
 
 
 def test_sigmoid_threshold_is_four_not_one(tmp_path: Path) -> None:
-    """MATH.md §1, imprecision 2: with sigmoid (γ = 1/4) ‖W‖₂ = 2 still guarantees vanishing."""
+    """docs/math.md §1, imprecision 2: with sigmoid (γ = 1/4) ‖W‖₂ = 2 still guarantees vanishing."""
     path = _save(tmp_path, "W.npy", 2.0 * np.eye(2))
     data = _json(["--activation", "sigmoid", "--weights", path])
     assert data["gamma_exact"] == "1/4" and data["eta"] == pytest.approx(0.5, rel=1e-15)
@@ -84,7 +84,7 @@ def test_user_expression(tmp_path: Path) -> None:
 
 
 def test_transient_growth_matrix_linear_and_general_verdicts_disagree(tmp_path: Path) -> None:
-    # MATH.md §1, imprecision 1: ρ = 0.9 < 1 but σ_max > 1
+    # docs/math.md §1, imprecision 1: ρ = 0.9 < 1 but σ_max > 1
     path = _save(tmp_path, "W.npy", np.array([[0.9, 5.0], [0.0, 0.9]]))
     code, out, _ = _invoke(["--activation", "identity", "--weights", path])
     assert code == 0
@@ -219,7 +219,7 @@ def test_torch_lstm_blocks(tmp_path: Path) -> None:
     data = _json(["--torch-model", path])
     assert data["model"] == "lstm"
     assert set(data["blocks"]) == {"W_f", "W_i", "W_o", "W_c"}
-    # PyTorch stacks weight_hh_l0 in the chunk order (i, f, g, o), g <-> c (MATH.md §3)
+    # PyTorch stacks weight_hh_l0 in the chunk order (i, f, g, o), g <-> c (docs/math.md §3)
     w_hh = lstm.weight_hh_l0.detach().double().numpy()
     chunks = dict(zip("ifco", np.split(w_hh, 4)))
     for gate, chunk in chunks.items():

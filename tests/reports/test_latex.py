@@ -664,3 +664,76 @@ def test_overfull_boxes_parses_sizes(tmp_path: Path) -> None:
     ]
     with pytest.raises(GradproofError, match="cannot read the log"):
         overfull_boxes(tmp_path / "missing.log")
+
+
+# -- a stable table of contents (issue 16 item 4) ------------------------------------------------
+def _long_toc_document(sections: int = 60) -> str:
+    # a contents list longer than a page: every pass moves the headings, so the page numbers
+    # need three passes to settle (the case latexmk was seen to stop early on)
+    body = "\n".join(
+        rf"\section{{Heading number {k} of the test}}" + "\n" + ("Words of filler text. " * (20 + 37 * (k % 5)))
+        for k in range(1, sections + 1)
+    )
+    return (
+        "\\documentclass{article}\n\\begin{document}\n\\tableofcontents\n\\clearpage\n"
+        f"{body}\n\\end{{document}}\n"
+    )
+
+
+def _page_texts(pdf: Path) -> list[str]:
+    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(
+        ["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout).group(1))  # fmt: skip
+    return [
+        subprocess.run(["pdftotext", "-layout", "-f", str(k), "-l", str(k), str(pdf), "-"],
+                       capture_output=True, text=True, check=True).stdout  # fmt: skip
+        for k in range(1, pages + 1)
+    ]
+
+
+def test_table_of_contents_points_to_the_pages_of_the_headings(tmp_path: Path) -> None:
+    tex = tmp_path / "toc.tex"
+    tex.write_text(_long_toc_document(), encoding="utf-8")
+    pages = _page_texts(compile_pdf(tex))
+    toc_entries: dict[int, int] = {}
+    heading_pages: dict[int, int] = {}
+    for number, text in enumerate(pages, start=1):
+        for line in text.splitlines():
+            m = re.match(r"\s*(\d+)\s+Heading number (\d+) of the test\b(.*)$", line)
+            if not m:
+                continue
+            k = int(m.group(2))
+            tail = re.findall(r"(\d+)\s*$", m.group(3))
+            if tail:  # a contents line ends with its page number
+                toc_entries[k] = int(tail[0])
+            else:
+                heading_pages[k] = number
+    assert len(toc_entries) == len(heading_pages) == 60
+    assert toc_entries == heading_pages
+    assert not latex._asks_for_rerun(tmp_path / "toc.log")
+
+
+def test_compile_reruns_when_latexmk_stops_while_labels_may_have_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tex = tmp_path / "r.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}x\\end{document}\n", encoding="utf-8")
+    calls: list[str] = []
+    stale = "LaTeX Warning: Label(s) may have changed. Rerun to get cross-references right.\n"
+
+    def fake_run(cmd: list[str], cwd: Path, deadline: float) -> tuple[int, str]:
+        calls.append(Path(cmd[0]).name)
+        (cwd / "r.pdf").write_bytes(b"%PDF")
+        # latexmk's pass and the first extra pass leave a stale log; the next one is stable
+        (cwd / "r.log").write_text(stale if len(calls) < 3 else "Output written on r.pdf\n", encoding="utf-8")
+        return 0, ""
+
+    monkeypatch.setattr(latex, "find_engine", lambda: "/usr/bin/latexmk")
+    monkeypatch.setattr(latex, "_run", fake_run)
+    compile_pdf(tex)
+    assert calls == ["latexmk", "pdflatex", "pdflatex"]
+
+    calls.clear()
+    monkeypatch.setattr(latex, "_run", lambda cmd, cwd, deadline: (
+        calls.append(Path(cmd[0]).name), (cwd / "r.log").write_text(stale, encoding="utf-8"), (0, ""))[-1])
+    compile_pdf(tex)  # bounded: latexmk and three more runs, then stop
+    assert calls == ["latexmk", "pdflatex", "pdflatex", "pdflatex"]

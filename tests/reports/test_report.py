@@ -40,7 +40,7 @@ def test_the_pdf_compiles_with_every_section(report, text):
 
 
 def test_the_pdf_shows_derived_gammas_and_thresholds(text):
-    # MATH.md §1: γ = 1/4 for the sigmoid (threshold 4), 1/6 for hardsigmoid, 3 for tanh(3x).
+    # docs/math.md §1: γ = 1/4 for the sigmoid (threshold 4), 1/6 for hardsigmoid, 3 for tanh(3x).
     names = ("sigmoid", "tanh", "relu", "hard_sigmoid", "identity", "tanh(3*x)")
     rows = {}
     for line in text.splitlines():
