@@ -94,7 +94,9 @@ def imprecisions() -> tuple[Imprecision, ...]:
         reason=(
             "The proof bounds each step by the spectral norm $\\|W_h\\|_2 = \\sigma_{\\max}(W_h)$, the "
             "largest singular value. The spectral radius $\\rho(W_h) \\le \\sigma_{\\max}(W_h)$, with equality "
-            "only for normal $W_h$, and it governs $\\|W_h^k\\|$ only as $k \\to \\infty$: a non-normal $W_h$ "
+            "for normal $W_h$ and for some others (such as $\\operatorname{diag}(2) \\oplus "
+            "\\left[\\begin{smallmatrix} 0 & 1 \\\\ 0 & 0 \\end{smallmatrix}\\right]$), and it governs "
+            "$\\|W_h^k\\|$ only as $k \\to \\infty$: a non-normal $W_h$ "
             "with $\\rho < 1$ can grow for many steps first."
         ),
         witness={

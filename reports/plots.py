@@ -64,9 +64,11 @@ _BLUE, _VERMILLION, _GREEN, _PURPLE, _ORANGE, _SKY = (
 _SERIES = (_BLUE, _VERMILLION, _GREEN, _PURPLE, _ORANGE, _SKY, "#000000")
 _DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)))
 _GREY = "#555555"
+_DISTINCT = (_BLUE, _VERMILLION, _GREEN, _PURPLE, "#000000", _SKY)
+"""Series colours for one axes with many curves: no two oranges (vermillion and orange) together."""
 
 _STEPS_BACK = r"steps back $T - t$"
-_LOG_GRAD = r"$\log_{10}\,\|\partial h_T/\partial h_t\|_2$"
+_LOG_GRAD = r"$\log_{10}\,\|\partial h^{(T)}/\partial h^{(t)}\|_2$"
 
 
 # --------------------------------------------------------------------------- input checks
@@ -291,8 +293,11 @@ def bound_profiles(panels: Sequence[Mapping[str, Any]]) -> Figure:
             x = arrays["span"]
             marks = _EdgeMarks()
             for key, label, color, ls, lw in series:
+                # the two bounds coincide where every unit is linear: markers keep them apart
+                extra = {"marker": "o", "markevery": max(1, x.size // 8), "markersize": 3.5} if (
+                    key == "log_data_bound") else {}
                 ax.plot(
-                    x, _log10(arrays[key]), color=color, linestyle=ls, linewidth=lw, label=label
+                    x, _log10(arrays[key]), color=color, linestyle=ls, linewidth=lw, label=label, **extra
                 )
                 marks.draw(ax, x, arrays[key], color)
             ax.set_title(title, fontsize=9, loc="left")
@@ -463,7 +468,7 @@ def transient_growth(
         ax.plot(
             k_line, rho_line, "--", color=_VERMILLION, label=rf"$\rho(W)^k$, $\rho = {_fmt(r)}$"
         )
-        ax.plot(
+        (smax_artist,) = ax.plot(
             k_line,
             smax_line,
             ":",
@@ -480,7 +485,11 @@ def transient_growth(
         lo, hi = min(lo, 0.0), max(hi, 0.0)
         pad = 0.08 * (hi - lo) if hi > lo else 1.0
         ax.set_ylim(lo - pad, hi + pad)
-        ax.set_xlim(0.0, k_max)
+        # every line and marker inside the frame: a margin on both ends of k, and the sigma_max line
+        # drawn only up to the top of the axes
+        ax.set_xlim(-0.02 * k_max, 1.02 * k_max)
+        inside = smax_line <= hi + pad
+        smax_artist.set_data(k_line[inside], smax_line[inside])
         ax.axhline(0.0, color=_GREY, linewidth=0.8)
         ax.set_xlabel(r"power $k$ (steps)")
         ax.set_ylabel(r"$\log_{10}\,\|W^k\|_2$")
@@ -576,7 +585,11 @@ def cliff(
     with style():
         fig = _new_figure(3.2)
         left, right = fig.subplots(1, 2, sharex=True, sharey=True)
-        cs = left.contourf(wv, bv, grids["loss"], levels=14, cmap="cividis")
+        loss = np.asarray(grids["loss"], dtype=float)
+        lo, hi = float(np.nanmin(loss)), float(np.nanmax(loss))
+        # square-root spaced levels: a low plateau and the valley below it get different colours
+        levels = (np.linspace(0.0, math.sqrt(hi), 15) ** 2 if lo >= 0.0 and hi > 0.0 else 14)
+        cs = left.contourf(wv, bv, loss, levels=levels, cmap="cividis")
         fig.colorbar(cs, ax=left, label=r"loss $E$", pad=0.02, fraction=0.06)
         im = right.pcolormesh(wv, bv, grad, shading="nearest", cmap="viridis", rasterized=True)
         fig.colorbar(im, ax=right, label=r"$\log_{10}\,\|\nabla E\|_2$", pad=0.02, fraction=0.06)
@@ -646,7 +659,7 @@ def decay_comparison(curves: Mapping[str, np.ndarray], *, ylabel: str) -> Figure
         ax = fig.subplots()
         marks = _EdgeMarks()
         for (label, values), colour, ls in zip(
-            checked.items(), _SERIES * 4, _DASHES * 4, strict=False
+            checked.items(), _DISTINCT * 4, _DASHES * 4, strict=False
         ):
             span = np.arange(values.size, 0, -1)
             ax.plot(span, _log10(values), color=colour, linestyle=ls, label=label)
@@ -699,8 +712,8 @@ def clipping_directions(
     theta = _scalar(where, "threshold", threshold)
     arrows = (
         ("g", r"gradient $g$", _BLUE, "-"),
-        ("norm_clipped", r"norm-clipped $\theta\, g/\|g\|_2$", _VERMILLION, "--"),
-        ("value_clipped", r"value-clipped $\mathrm{clip}(g_i, -\theta, \theta)$", _GREEN, ":"),
+        ("norm_clipped", r"norm-clipped $c\, g/\|g\|_2$", _VERMILLION, "--"),
+        ("value_clipped", r"value-clipped $\mathrm{clip}(g_i, -c, c)$", _GREEN, ":"),
     )
     points = np.vstack([*vecs.values(), [[-theta, -theta], [theta, theta]]])
     lo, hi = points.min(axis=0), points.max(axis=0)
@@ -718,7 +731,7 @@ def clipping_directions(
                 fill=False,
                 color=_GREY,
                 linewidth=1.0,
-                label=rf"circle $\|g\|_2 = \theta = {_fmt(theta)}$",
+                label=rf"circle $\|g\|_2 = c = {_fmt(theta)}$",
             )
         )
         ax.add_patch(
@@ -730,7 +743,7 @@ def clipping_directions(
                 color=_PURPLE,
                 linewidth=1.0,
                 linestyle="-.",
-                label=r"square $|g_i| \leq \theta$",
+                label=r"square $|g_i| \leq c$",
             )
         )
         for key, label, colour, ls in arrows:
@@ -913,7 +926,7 @@ def truncation(k: np.ndarray, log_contribution: np.ndarray, window: int) -> Figu
             color=_BLUE,
             marker="o" if kv.size <= 40 else None,
             markersize=3,
-            label=r"term of step $t - k$",
+            label=r"term of step $T - k$",
         )
         _EdgeMarks().draw(ax, kv, lc, _BLUE)
         ax.set_xlim(float(min(kv.min(), window)), k_hi)

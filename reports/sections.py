@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,25 @@ def _num(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _displays_once(blocks: list[dict]) -> list[dict]:
+    """``blocks`` without a display whose math was already displayed earlier in the list.
+
+    The text that introduced a dropped display (ending in a colon) now ends by pointing back to it.
+    """
+    seen: set[str] = set()
+    out: list[dict] = []
+    for b in blocks:
+        if b["kind"] in ("equation", "align", "multline"):
+            key = " ".join((b.get("math") or " \\\\ ".join(b["lines"])).replace("&", "").split())
+            if key in seen:
+                if out and out[-1]["kind"] == "text" and out[-1]["text"].rstrip().endswith(":"):
+                    out[-1] = {**out[-1], "text": out[-1]["text"].rstrip()[:-1] + " (displayed above)."}
+                continue
+            seen.add(key)
+        out.append(b)
+    return out
+
+
 def _align_definitions(cell: derive.Cell) -> dict:
     return {"kind": "align", "lines": [f"{latex(e.lhs)} &= {latex(e.rhs)}" for e in cell.equations]}
 
@@ -117,8 +138,15 @@ def conventions() -> list[str]:
         r"elementwise.",
         r"Jacobians are in numerator layout: $\frac{\partial h^{(t)}}{\partial h^{(t-1)}}$ has a row per "
         r"output and a column per input, so a chain is the ordered product "
-        r"$J_T J_{T-1} \cdots J_{k+1}$ with the latest step on the left.",
-        r"$\sigma$ is the logistic sigmoid; $\gamma = \sup_x |\sigma'(x)|$ is derived for each "
+        r"$J_T J_{T-1} \cdots J_{k+1}$ with the latest step on the left. The gradient of the scalar loss "
+        r"$J = \sum_t J^{(t)}$ (one term $J^{(t)}$ per step) with respect to a parameter matrix $W$, "
+        r"$\partial J/\partial W$, is the exception: it is printed in gradient layout, the shape of $W$ "
+        r"(entry $(i, j)$ is $\partial J/\partial W_{ij}$), which is the transpose of the numerator-layout "
+        r"row vector; the adjoint $\lambda^{(t)}$ is likewise a column.",
+        r"$\sigma$ is the activation of the recurrence, as in the lecture, and $\sigma'$ its derivative; "
+        r"the examples of Section~\ref{sec:rnn} take $\sigma = \tanh$, so $\sigma'$ prints as $\tanh'$ there, "
+        r"and the gates of the LSTM and GRU use the logistic sigmoid, also written $\sigma$. "
+        r"$\gamma = \sup_x |\sigma'(x)|$ is derived for each "
         r"activation, never typed in. $\sigma_{\max}(W) = \|W\|_2$ is the largest singular value and "
         r"$\rho(W)$ the largest eigenvalue modulus.",
         r"The LSTM's state is $s^{(t)} = [h^{(t)}; c^{(t)}]$, $h$ first. Logarithms in figures are "
@@ -141,11 +169,14 @@ def _rnn_regime_data(ctx: Context, *, hidden: int, steps: int) -> dict[str, Any]
     for name, s in settings.items():
         kw = {k: v for k, v in s.items() if k != "scale"}
         p = init("rnn-tanh", hidden=hidden, inputs=4, seed=ctx.seed, **kw)
+        if s["scale"] != 1.0:  # near the linear range: small inputs AND no bias (else max|z| reaches ~1)
+            p = {**p, "b": np.zeros_like(p["b"])}
         xs = random_sequence(steps, 4, seed=ctx.seed + 1, scale=s["scale"])
         prof = gradient_profile("rnn-tanh", p, xs)
         z = unroll("rnn-tanh", p, xs).intermediates()["z"]
         bp = bound_profile("tanh", p["W_h"], z).with_measured(prof.log_spectral)
-        out[name] = {"params": p, "profile": prof, "bound": bp, "regime": regime("tanh", p["W_h"])}
+        out[name] = {"params": p, "profile": prof, "bound": bp, "regime": regime("tanh", p["W_h"]),
+                     "max_abs_z": float(np.max(np.abs(z)))}
     return out
 
 
@@ -183,15 +214,20 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     thm = derive.pascanu_bound(rnn)
     blocks.append({"kind": "subsection", "title": "The theorem (Pascanu, Mikolov and Bengio, 2013)"})
     for st in thm.statements[1:]:
+        if st.text.startswith("the definition of"):  # η is defined inline in the step before
+            continue
         blocks += _eq_block(st)
     gammas = {name: derive.gamma(name) for name in derive.BUILTIN_NAMES}
     gammas["tanh(3*x)"] = derive.gamma("tanh(3*x)")
+    blocks.append({"kind": "text", "text": (
+        r"Table~\ref{tab:gamma} gives $\gamma$ and the threshold $1/\gamma$ for each built-in activation."
+    )})  # fmt: skip
     blocks.append({
-        "kind": "table",
+        "kind": "table", "label": "tab:gamma",
         "caption": r"$\gamma = \sup|\sigma'|$ derived for each activation, and the threshold $1/\gamma$ "
                    r"on $\sigma_{\max}(W_h)$ below which vanishing is guaranteed.",
         "columns": ["activation", r"$\gamma$", r"$1/\gamma$"],
-        "rows": [[escape_tex(k), f"${sp.latex(g, fold_short_frac=True)}$", f"${sp.latex(1 / g, fold_short_frac=True)}$"]
+        "rows": [[r"\texttt{" + escape_tex(k) + "}", f"${sp.latex(g, fold_short_frac=True)}$", f"${sp.latex(1 / g, fold_short_frac=True)}$"]
                  for k, g in gammas.items()],
         "align": "lrr",
     })  # fmt: skip
@@ -216,14 +252,25 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
             "log_eta_bound": bp.log_eta_bound,
             "log_data_bound": bp.log_data_bound,
             "bound_holds": bool(np.all(bp.log_measured <= bp.log_eta_bound + 1e-9)),
+            "max_abs_preactivation": item["max_abs_z"],
+            "log10_growth_over_T": float(item["profile"].log_spectral[0] / np.log(10)),
+            "longest_span": int(np.max(bp.spans)),
+            "log10_rho_power_span": float(np.max(bp.spans) * np.log10(r.spectral_radius)),
         }
     van, exp = results["regimes"]["vanishing"], results["regimes"]["exploding"]
+    blocks.append({"kind": "text", "text": (
+        r"Figure~\ref{fig:bound_profiles} measures both regimes against both bounds, and "
+        r"Figure~\ref{fig:truncation} shows what truncating the sum over time drops when the gradient vanishes."
+    )})  # fmt: skip
     blocks.append(_fig(ctx, plots.bound_profiles(panels), "bound_profiles", (
         r"Measured $\|\partial h^{(T)}/\partial h^{(t)}\|_2$ of a $\tanh$ RNN (hidden 16, $T = 60$) against the "
         r"bound $\eta^{T-t}$ and the data-dependent bound $\prod_t \|\operatorname{diag}(\sigma'(z^{(t)}))\|_2"
         r"\,\|W_h\|_2$. Left: $W_h$ scaled to $\sigma_{\max} = 0.8$ (" + escape_tex(van["regime"]) + "). "
-        r"Right: $\rho(W_h) = 1.15$ with inputs of size $10^{-4}$, so the units stay near their linear "
-        r"range and the gradient grows (" + escape_tex(exp["regime"]) + ")."
+        r"Right: $\rho(W_h) = 1.15$ with inputs of size $10^{-4}$ and the bias set to zero, so the units stay "
+        r"near their linear range ($\max_t \|z^{(t)}\|_\infty = " + _num(exp["max_abs_preactivation"]) + r"$) and "
+        r"the gradient grows by $10^{" + f"{exp['log10_growth_over_T']:.2f}" + r"}$ over " + str(exp["longest_span"])
+        + r" steps, against $\rho^{" + str(exp["longest_span"]) + r"} = 10^{" + f"{exp['log10_rho_power_span']:.2f}" + r"}$ ("
+        + escape_tex(exp["regime"]) + ")."
     )))  # fmt: skip
     # Truncated BPTT (docs/math.md §7): what each step contributes to ∂J^{(T)}/∂W_h, and what a window drops
     from ..numeric.gradients import bptt_contributions
@@ -251,11 +298,24 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     eig = np.linalg.eigvals(W)
     sv = np.linalg.svd(W, compute_uv=False)
     r_sig = regime("sigmoid", W)
-    results["spectrum"] = {"eigenvalues_abs": np.abs(eig), "singular_values": sv, **r_sig.to_json()}
+    T_sig = 60
+    prof_sig = gradient_profile("rnn-sigmoid", sig, random_sequence(T_sig, 4, seed=ctx.seed + 1))
+    rate_sig = float(prof_sig.log_spectral[0] / np.log(10) / (T_sig - 1))
+    results["spectrum"] = {"eigenvalues_abs": np.abs(eig), "singular_values": sv, **r_sig.to_json(),
+                           "measured_steps": T_sig, "measured_log10_per_step": rate_sig,
+                           "measured_log10_over_T": float(prof_sig.log_spectral[0] / np.log(10))}  # fmt: skip
+    blocks.append({"kind": "text", "text": (
+        r"The theorem's test reads the singular values, not the eigenvalues; Figure~\ref{fig:spectrum} shows both "
+        r"for one sigmoid RNN, and what its gradient actually does."
+    )})  # fmt: skip
     blocks.append(_fig(ctx, plots.spectrum(eig, sv, float(gammas["sigmoid"])), "spectrum", (
         r"A sigmoid RNN's $W_h$ (hidden 16, scaled to $\sigma_{\max} = 5$). Left: its eigenvalues with the unit "
         r"circle and the circle $|\lambda| = 1/\gamma = 4$. Right: its singular values. The theorem reads "
-        r"the singular values: $\eta = " + _num(r_sig.eta) + r"$, so " + escape_tex(r_sig.regime) + "."
+        r"the singular values: $\eta = " + _num(r_sig.eta) + r"$, so " + escape_tex(r_sig.regime) + r", which is "
+        r"only a possibility: measured on a random input sequence ($T = " + str(T_sig) + r"$), the gradient "
+        + ("vanishes" if rate_sig < 0 else "grows") + r", by a factor $10^{" + f"{rate_sig:.2f}" + r"}$ per step "
+        r"($10^{" + f"{results['spectrum']['measured_log10_over_T']:.1f}" + r"}$ over the sequence): the "
+        r"saturating units' $\sigma'$ are far below $\gamma$."
     )))  # fmt: skip
 
     # Where the lecture is imprecise
@@ -267,17 +327,29 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     exact = imp["eigenvalue-vs-singular-value"].witness["norms"]
     sat = saturation_growth()
     first = imp["eigenvalue-vs-singular-value"]
+    growth_note = {"kind": "note", "title": "Largest eigenvalue above 1: exploding is possible, not certain", "text": (
+        r"The lecture's converse, ``if the largest eigenvalue is greater than 1, the gradient will explode'', is "
+        r"at most a necessary condition, and in singular-value form: the theorem's $\sigma_{\max}(W_h) \ge "
+        r"1/\gamma$ is needed for the bound to allow growth, and $\rho(W_h) > 1$ does not make it happen. With "
+        r"nonlinearities the eigenvalue test is neither necessary nor sufficient: the saturating example in the "
+        r"box above grows with $\rho \approx " + _num(sat.spectral_radius) + r" < 1$, and the sigmoid network of "
+        r"Figure~\ref{fig:spectrum} vanishes (by $10^{" + f"{rate_sig:.2f}" + r"}$ per step) although its "
+        r"$\rho(W_h) = " + _num(r_sig.spectral_radius) + r" > 1$. In fairness to the lecture, the ``eigenvalue'' wording follows "
+        r"the first arXiv version of Pascanu, Mikolov and Bengio (2012); the ICML 2013 version states the conditions "
+        r"with the largest singular value."
+    )}  # fmt: skip
     blocks.append({"kind": "note", "title": first.title, "text": (
-        "The lecture: ``" + escape_tex(first.lecture) + "''. The theorem needs " + f"${first.latex()}$. "
+        "The lecture: ``" + escape_tex(first.lecture).replace(r"W\_h", "$W_h$") + "''. The theorem needs " + f"${first.latex()}$. "
         + _prose(first.reason) + r" With $W_h = " + latex(first.witness["W"]) + r"$, $\rho = "
         + sp.latex(first.witness["spectral_radius"]) + r"$ but $\|W_h^k\|_2 = "
         + ", ".join(_num(float(v)) for v in exact.values()) + r"$ for $k = "
         + ", ".join(str(k) for k in exact) + r"$: it grows for about " + str(tg.peak[0]) + r" steps "
-        r"before it decays. With saturating units it is worse: $W = " + latex(sp.Matrix(sat.W)) + r"$ has "
+        r"before it decays (Figure~\ref{fig:transient_growth}). With saturating units it is worse: $W = " + latex(sp.Matrix(sat.W)) + r"$ has "
         r"$\rho \approx " + _num(sat.spectral_radius) + r"$ and $\|W\|_2 \approx " + _num(sat.sigma_max)
         + r"$, yet with $D = \operatorname{diag}(0, 1)$, $\|(DW)^{" + str(sat.k) + r"}\|_2 \approx "
         + _num(sat.norm) + "$."
     )})  # fmt: skip
+    blocks.append(growth_note)
     second = imp["sigmoid-threshold"]
     blocks.append({"kind": "note", "title": second.title, "text": (
         "The lecture: ``" + escape_tex(second.lecture) + "''. Derived: " + f"${second.latex()}$. "
@@ -286,7 +358,8 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     third = imp["wrong-factoring"]
     wit = third.witness
     blocks.append({"kind": "note", "title": third.title, "text": (
-        "The lecture writes " + f"${latex(third.lecture_math)}$" + "; the chain rule gives the ordered "
+        "The lecture writes " + f"${latex(third.lecture_math)}$" + r" (with $\sigma'$; here $\sigma = \tanh$ "
+        r"as in the rest of this section); the chain rule gives the ordered "
         + f"${latex(third.precise)}$. " + _prose(third.reason) + r" For instance with $W = "
         + latex(wit["W"]) + r"$, $D_1 = " + latex(wit["D1"]) + r"$, $D_2 = " + latex(wit["D2"])
         + r"$: $D_2 W D_1 W = " + latex(wit["ordered"]) + r"$ but $W^2 D_2 D_1 = " + latex(wit["lecture"]) + "$."
@@ -306,7 +379,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
         "saturation_growth": {"spectral_radius": sat.spectral_radius, "sigma_max": sat.sigma_max, "k": sat.k,
                               "norm": sat.norm},
     }  # fmt: skip
-    return {"title": "The vanilla RNN and why its gradient vanishes", "label": "sec:rnn", "blocks": blocks}, results
+    return {"title": "The vanilla RNN and why its gradient vanishes", "label": "sec:rnn", "blocks": _displays_once(blocks)}, results
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,10 +390,11 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
 def section_clipping(ctx: Context) -> tuple[dict, dict]:
     """Norm and value clipping, and the cliff of docs/math.md §2."""
     from ..derive.cliff import cliff_model
-    from ..derive.clipping import clipping_rules
+    from ..derive.clipping import ClippingRules, NormClipping
     from ..numeric import cliff, clip_by_norm, clip_by_value
 
-    rules = clipping_rules()
+    # one name, c, for the threshold of both rules (theta names the parameters elsewhere)
+    rules = ClippingRules(norm=NormClipping(threshold=sp.Symbol("c", positive=True)))
     g = np.array([3.0, 0.6])
     theta = 1.0
     by_norm = clip_by_norm(g, theta)
@@ -334,28 +408,31 @@ def section_clipping(ctx: Context) -> tuple[dict, dict]:
         {"kind": "text", "text": (
             "When the product of Jacobians grows, one gradient step can throw the parameters far away. "
             "Pascanu et al. (2013, Algorithm 1) rescale the gradient of all parameters together when its "
-            "norm exceeds a threshold $\\theta$; clipping each entry instead (the older alternative) "
-            "changes the direction:"
+            "norm exceeds a threshold $c$; clipping each entry at $c$ instead (the older alternative) "
+            "changes the direction (Figure~\\ref{fig:clipping_directions}):"
         )},
         {"kind": "equation", "math": latex(rules)},
         _fig(ctx, plots.clipping_directions(g, theta, gn, gv), "clipping_directions", (
-            r"Clipping $g = (" + ", ".join(_num(v) for v in g) + r")$ at $\theta = 1$: norm clipping keeps the "
+            r"Clipping $g = (" + ", ".join(_num(v) for v in g) + r")$ at $c = 1$: norm clipping keeps the "
             r"direction (cosine 1) and shortens the step to " + _num(float(np.linalg.norm(gn))) + r"; value "
             r"clipping gives $(" + ", ".join(_num(v) for v in gv) + r")$, at cosine " + _num(cos_v, 4)
             + r" from the gradient."
         ), width=0.75),
         {"kind": "text", "text": (
-            "The paper's heuristic for $\\theta$: around the average gradient norm; thresholds from half to "
+            "The paper's heuristic for $c$: around the average gradient norm; thresholds from half to "
             "ten times that still converged in its experiments. The lecture's picture of a bad update is "
-            "the one-unit recurrence below, whose loss surface has a cliff:"
+            "the one-unit recurrence below, whose loss surface has a cliff (Figure~\\ref{fig:cliff}):"
         )},
         {"kind": "equation", "math": latex(model)},
         _fig(ctx, plots.cliff(surf.w, surf.b, surf.loss.T, surf.log10_grad_norm.T,
                               {"SGD": plain.params, "SGD + norm clipping": clipped.params}), "cliff", (
             r"The cliff: left the loss $E(w, b)$, right $\log_{10}\|\nabla E\|$ over the same grid, with "
             r"gradients from the derived formulas. The same SGD run from the same start, without clipping "
-            r"(longest step " + _num(plain.longest_step[1]) + r") and with norm clipping at $\theta = "
-            + _num(clipped.threshold) + r"$ (longest step " + _num(clipped.longest_step[1]) + r")."
+            r"(longest step " + _num(plain.longest_step[1]) + r") and with norm clipping at $c = "
+            + _num(clipped.threshold) + r"$ (longest step " + _num(clipped.longest_step[1]) + r"). After the same "
+            r"number of steps the run without clipping ends at loss $" + _num(float(plain.losses[-1])) + "$"
+            + (r", stuck on the plateau the jump threw it onto" if plain.losses[-1] > 10 * clipped.losses[-1] else "")
+            + r"; the clipped run ends at $" + _num(float(clipped.losses[-1])) + r"$, down in the valley."
         )),  # fmt: skip
     ]
     results = {
@@ -365,7 +442,7 @@ def section_clipping(ctx: Context) -> tuple[dict, dict]:
                   "longest_step_clipped": clipped.longest_step[1], "threshold": clipped.threshold,
                   "final_loss_plain": float(plain.losses[-1]), "final_loss_clipped": float(clipped.losses[-1])},
     }  # fmt: skip
-    return {"title": "Exploding gradients and clipping", "label": "sec:clipping", "blocks": blocks}, results
+    return {"title": "Exploding gradients and clipping", "label": "sec:clipping", "blocks": _displays_once(blocks)}, results
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,7 +484,10 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
     curves["lstm: cell path ∏ max f"] = cell_path
     results["lstm_cell_path_bound_log10"] = float(cell_path[0] / np.log(10))
     final = results["final_log10"]
-    blocks.append(_fig(ctx, plots.decay_comparison(curves, ylabel=r"$\|\partial s_T/\partial s_t\|_2$"),
+    blocks.append({"kind": "text", "text": (
+        r"Figure~\ref{fig:decay_comparison} puts the four cells side by side on one input sequence."
+    )})  # fmt: skip
+    blocks.append(_fig(ctx, plots.decay_comparison(curves, ylabel=r"$\|\partial s^{(T)}/\partial s^{(t)}\|_2$"),
                        "decay_comparison", (
         r"$\|\partial s^{(T)}/\partial s^{(t)}\|_2$ for a $\tanh$ RNN, an LSTM and both GRUs with the same seed, "
         r"hidden size 32 and the same input sequence ($T = 200$, PyTorch-style initialisation, so the forget gate "
@@ -416,7 +496,7 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
         + r", cell path $10^{" + f"{results['lstm_cell_path_bound_log10']:.1f}" + r"}$. With gates near $1/2$ "
         r"every cell still vanishes; the gates only help when they learn to stay near 1 (forget) or 0 (update)."
     )))  # fmt: skip
-    return {"title": "LSTM: the cell as a shortcut", "label": "sec:lstm", "blocks": blocks}, results
+    return {"title": "LSTM: the cell as a shortcut", "label": "sec:lstm", "blocks": _displays_once(blocks)}, results
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,24 +504,57 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _median_step_time(name: str, *, hidden: int, inputs: int, steps: int, batch: int, repeats: int) -> dict:
-    """Median time per step of torch.nn's module (float32, CPU), or of gradproof's numpy forward."""
+TIMING_SIZES: tuple[int, ...] = (64, 128, 256)
+"""Hidden sizes of the LSTM/GRU timing (input size = hidden / 2, 50 steps, batch 16)."""
+
+TIMING_ENGINES: tuple[str, ...] = ("default", "no-onednn")
+"""PyTorch's default CPU engine (oneDNN where it has a fused kernel: nn.LSTM, not nn.GRU), and the
+same modules with ``torch.backends.mkldnn.flags(enabled=False)``, where both use the plain ATen cells."""
+
+
+@contextmanager
+def _onednn_disabled(torch: Any) -> Iterator[None]:
+    """``torch.backends.mkldnn.flags(enabled=False)``, without its note about TF32 on Intel GPUs (the flags
+    call re-sets ``allow_tf32`` on entry and exit, which warns on a CPU build)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
+def _median_step_time(name: str, *, hidden: int, inputs: int, steps: int, batch: int, repeats: int,
+                      engine: str = "default") -> dict:
+    """Median time per step of torch.nn's module, forward + backward (float32, CPU).
+
+    ``engine`` is one of :data:`TIMING_ENGINES`. Falls back to gradproof's numpy forward when PyTorch
+    is absent (then ``engine`` is ignored and says so).
+    """
     try:
         import torch
     except ImportError:
         torch = None
     if torch is not None:
+        from contextlib import nullcontext
+
+        torch.manual_seed(0)
         module = {"lstm": torch.nn.LSTM, "gru-torch": torch.nn.GRU}[name](inputs, hidden)
         x = torch.randn(steps, batch, inputs, generator=torch.Generator().manual_seed(0))
+        ctx = _onednn_disabled(torch) if engine == "no-onednn" else nullcontext()
+
+        def run() -> None:
+            module.zero_grad(set_to_none=True)
+            module(x)[0].sum().backward()
+
         times = []
-        with torch.no_grad():
+        with ctx:
             for _ in range(3):  # warm-up: allocations and kernel selection
-                module(x)
+                run()
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                module(x)
+                run()
                 times.append((time.perf_counter() - t0) / steps * 1e6)
-        engine = f"torch.nn, float32, batch {batch}"
+        label = f"torch.nn forward + backward, float32, batch {batch}, " + (
+            "oneDNN disabled" if engine == "no-onednn" else "default engine")
     else:
         p = init(name, hidden=hidden, inputs=inputs, seed=0)
         xs = random_sequence(steps, inputs, seed=0)
@@ -450,9 +563,29 @@ def _median_step_time(name: str, *, hidden: int, inputs: int, steps: int, batch:
             t0 = time.perf_counter()
             unroll(name, p, xs)
             times.append((time.perf_counter() - t0) / steps * 1e6)
-        engine = "gradproof numpy forward, batch 1"
+        label = "gradproof numpy forward, batch 1"
     return {"median_us": float(np.median(times)), "min_us": float(np.min(times)),
-            "max_us": float(np.max(times)), "engine": engine}  # fmt: skip
+            "max_us": float(np.max(times)), "engine": label}  # fmt: skip
+
+
+def step_time_comparison(*, sizes: tuple[int, ...] = TIMING_SIZES, steps: int = 50, batch: int = 16,
+                         repeats: int = 7) -> dict:
+    """LSTM and GRU (torch.nn) step times, forward + backward, with both engines at each hidden size.
+
+    Returns ``{"sizes", "steps", "batch", "repeats", "engines": {engine: {str(hidden): {"lstm": …,
+    "gru-torch": …, "lstm_over_gru": float}}}}``: measured, not seeded, so the report prints it from
+    ``timings.tex`` only.
+    """
+    engines: dict[str, dict] = {}
+    for engine in TIMING_ENGINES:
+        per = {}
+        for n in sizes:
+            t = {name: _median_step_time(name, hidden=n, inputs=n // 2, steps=steps, batch=batch,
+                                         repeats=repeats, engine=engine) for name in ("lstm", "gru-torch")}
+            t["lstm_over_gru"] = t["lstm"]["median_us"] / t["gru-torch"]["median_us"]
+            per[str(n)] = t
+        engines[engine] = per
+    return {"sizes": list(sizes), "steps": steps, "batch": batch, "repeats": repeats, "engines": engines}
 
 
 def _thousands(k: int | None) -> str:
@@ -485,23 +618,39 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
         )},
         _align_definitions(torch_form),
         {"kind": "text", "text": (
-            r"So $z$ plays the role of $1 - u$ (Cho et al. 2014 also write $z = 1 - u$), the gates are stacked "
+            r"So PyTorch's $z$ is $1 - u$: it is the update gate $z$ of Cho et al. (2014), who keep the state "
+            r"with $z$ as PyTorch does but, like the lecture, apply the reset before the matrix product. (In this "
+            r"section $z$ is that gate, not the pre-activation $z^{(t)}$ of the vanilla RNN.) The gates are stacked "
             r"in the order $(r, z, n)$ in \texttt{weight\_ih\_l0} and \texttt{weight\_hh\_l0}, and because $r$ "
             r"multiplies $b_{hn}$, PyTorch's two candidate biases are not redundant. The two forms are "
-            r"different functions unless $r = 1$. Their step Jacobians, derived:"
+            r"different functions unless $r = 1$."
         )},
     ]  # fmt: skip
-    for c in (lecture, torch_form):
+    for c, words in ((lecture, "The lecture's GRU: its step Jacobian, derived,"),
+                     (torch_form, "PyTorch's GRU: its step Jacobian, derived,")):
         d = derive.step_jacobian(c)
-        blocks.append({"kind": "align", "lines": split_equation(d.lhs, d.result)})
+        blocks.append({"kind": "text", "text": words})
+        # multline, not align: the longest term of PyTorch's form does not fit beside the left-hand side
+        lines = [ln.replace(" &= ", " = ", 1).replace("&\\quad ", "", 1) for ln in split_equation(d.lhs, d.result)]
+        blocks.append({"kind": "multline", "lines": lines} if len(lines) > 1 else {"kind": "equation",
+                                                                                   "math": lines[0]})
     thm_l, thm_t = derive.pascanu_bound(lecture), derive.pascanu_bound(torch_form)
-    for label, st in (("the lecture's GRU", thm_l.direct[0]), ("PyTorch's GRU", thm_t.direct[0])):
-        blocks += _eq_block(st, f"{label}, {st.text}")
+    st_l, st_t = thm_l.direct[0], thm_t.direct[0]
+    blocks.append({"kind": "text", "text": _prose(
+        st_l.text[0].upper() + st_l.text[1:].rstrip(":.") + r", for the lecture's GRU and for PyTorch's:"
+    )})  # fmt: skip
+    blocks.append({"kind": "align", "lines": [
+        latex(st_l.equation).replace(" = ", r" &= ", 1) + r" &&\text{(lecture)}",
+        latex(st_t.equation).replace(" = ", r" &= ", 1) + r" &&\text{(PyTorch)}",
+    ]})  # fmt: skip
     n, m = 128, 64
     counts = {}
     for name in ("rnn-tanh", "lstm", "gru", "gru-torch"):
         c = derive.cell(name)
         counts[name] = {"gradproof": c.parameter_count(n, m), "torch": _torch_parameter_count(name, n, m)}
+    blocks.append({"kind": "text", "text": (
+        r"Table~\ref{tab:parameter_counts} counts the parameters per layer, derived and in PyTorch."
+    )})  # fmt: skip
     blocks.append({
         "kind": "table",
         "caption": r"Parameters per layer at hidden size $n = 128$ and input size $m = 64$: one bias per gate as "
@@ -509,41 +658,62 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
                    r"$4(n^2 + nm + n)$, the lecture's GRU $3(n^2 + nm + n)$.",
         "columns": ["cell", "derived", "PyTorch"],
         "rows": [[escape_tex(k), _thousands(v["gradproof"]), _thousands(v["torch"])] for k, v in counts.items()],
-        "align": "lrr",
+        "align": "lrr", "label": "tab:parameter_counts",
     })  # fmt: skip
-    timing = {
-        name: _median_step_time(name, hidden=128, inputs=64, steps=50, batch=16, repeats=7)
-        for name in ("lstm", "gru-torch")
-    }
-    ratio = timing["lstm"]["median_us"] / timing["gru-torch"]["median_us"]
+    timing = step_time_comparison()
+    mid = timing["sizes"][len(timing["sizes"]) // 2]  # the figure's size
+    ref = timing["engines"]["default"][str(mid)]
     blocks.append({"kind": "text", "text": (
-        "``GRUs are faster'': measured here, median of 7 runs of a 50-step sequence, hidden 128, "
-        "input 64, on this machine's CPU (\\texttt{" + escape_tex(timing["lstm"]["engine"]) + "}): "
-        r"\input{timings.tex}"
+        "``GRUs are faster'': measured here with PyTorch's modules on this machine's CPU, forward and backward "
+        f"pass of a {timing['steps']}-step sequence, batch {timing['batch']}, input size half the hidden size, "
+        f"median of {timing['repeats']} runs, once with PyTorch's default engine (which runs \\texttt{{nn.LSTM}} "
+        "through a fused oneDNN kernel and \\texttt{nn.GRU} without one) and once with oneDNN disabled, where "
+        "both run the same kind of kernel (Figure~\\ref{fig:step_times}): \\input{timings.tex}"
     )})  # fmt: skip
-    blocks.append(_fig(ctx, plots.step_times(
-        ["LSTM", "GRU"], [timing["lstm"]["median_us"], timing["gru-torch"]["median_us"]],
-        [(timing[k]["min_us"], timing[k]["max_us"]) for k in ("lstm", "gru-torch")],
-    ), "step_times", "Median time per step (bars) with the fastest and slowest of 7 runs (whiskers)."))
-    results = {"parameter_counts": counts, "step_time": timing, "lstm_over_gru": ratio}
-    return {"title": "GRU: two conventions", "label": "sec:gru", "blocks": blocks}, results
+    labels, medians, ranges = [], [], []
+    for engine, short in (("default", "default"), ("no-onednn", "no oneDNN")):
+        for name, cell_label in (("lstm", "LSTM"), ("gru-torch", "GRU")):
+            t = timing["engines"][engine][str(mid)][name]
+            labels.append(f"{cell_label}, {short}")
+            medians.append(t["median_us"])
+            ranges.append((t["min_us"], t["max_us"]))
+    blocks.append(_fig(ctx, plots.step_times(labels, medians, ranges), "step_times", (
+        f"Median time per step, forward and backward, at hidden size {mid} (bars), with the fastest "
+        f"and slowest of {timing['repeats']} runs (whiskers), with PyTorch's default engine and with oneDNN "
+        "disabled."
+    )))  # fmt: skip
+    results = {"parameter_counts": counts, "step_time": timing, "lstm_over_gru": ref["lstm_over_gru"]}
+    return {"title": "GRU: two conventions", "label": "sec:gru", "blocks": _displays_once(blocks)}, results
 
 
 def timings_tex(results: dict) -> str:
-    """The one paragraph of measured (not derived, not seeded) numbers, kept out of report.tex."""
+    """The one paragraph of measured (not derived, not seeded) numbers, kept out of report.tex.
+
+    The sentence is chosen from the numbers: for each engine, whether the GRU step was faster at every
+    size, at none, or at some.
+    """
     t = results["step_time"]
-    ratio = results["lstm_over_gru"]
-    verdict = (
-        f"so here the GRU is faster, by a factor {ratio:.2f}; it does 3 gate blocks of work where the LSTM "
-        "does 4 (the parameter counts above)."
-        if ratio > 1
-        else f"so here the GRU is \\emph{{not}} faster (time ratio LSTM/GRU {ratio:.2f}), although it does 3 gate "
-        "blocks of work where the LSTM does 4: on a CPU at this size the kernels' overheads, not the "
-        "multiply-adds, decide. The lecture's claim is about arithmetic, and holds for the parameter counts."
-    )
+    sizes = [str(n) for n in t["sizes"]]
+
+    def one(engine: str) -> str:
+        per = t["engines"][engine]
+        ratios = [per[n]["lstm_over_gru"] for n in sizes]
+        times = ", ".join(f"{per[n]['lstm']['median_us']:.0f} vs {per[n]['gru-torch']['median_us']:.0f}" for n in sizes)
+        if all(r > 1 for r in ratios):
+            verdict = "the GRU step is faster at every size"
+        elif all(r <= 1 for r in ratios):
+            verdict = r"the GRU step is \emph{not} faster at any size"
+        else:
+            verdict = "the GRU step is faster at some sizes only"
+        lo, hi = min(ratios), max(ratios)
+        return (rf"{times}\,$\mu$s (LSTM vs GRU) at hidden sizes {', '.join(sizes)}: {verdict}, "
+                f"time ratio LSTM/GRU {lo:.2f} to {hi:.2f}")
+
     return (
-        f"an LSTM step takes {t['lstm']['median_us']:.1f}\\,$\\mu$s and a GRU step "
-        f"{t['gru-torch']['median_us']:.1f}\\,$\\mu$s, {verdict}\n"
+        f"with oneDNN disabled, {one('no-onednn')}; with the default engine, {one('default')}. "
+        "The GRU does 3 gate blocks of work where the LSTM does 4 (the parameter counts in "
+        r"Table~\ref{tab:parameter_counts}), a ratio of $4/3 \approx 1.33$; a difference between the two "
+        "engines is one of implementation, not of the cells.\n"
     )
 
 
@@ -580,11 +750,11 @@ def section_verification(ctx: Context) -> tuple[dict, dict]:
             "differentiation of the forward pass. The table gives the largest error relative to the largest "
             "entry of the reference at that step; the tolerance is $10^{-10}$. Separately, the test suite "
             "proves every structured Jacobian equal to SymPy's brute-force \\texttt{Matrix.jacobian} of the "
-            "explicit cell for hidden sizes 1, 2 and 3."
+            "explicit cell for hidden sizes 1, 2 and 3. Table~\\ref{tab:verification} lists the errors."
         )},
         {"kind": "table", "columns": ["cell", "reference", "step Jacobian", "input Jacobian",
                                       r"$\partial J/\partial\theta$", "ok"],
-         "rows": rows, "align": "llrrrc", "long": True,
+         "rows": rows, "align": "llrrrc", "long": True, "label": "tab:verification",
          "caption": "Largest relative error of each derived quantity against each reference."},
         {"kind": "text", "text": "Versions: " + escape_tex(_versions()) + "."},
     ]  # fmt: skip

@@ -291,7 +291,7 @@ def test_clipping_directions_geometry() -> None:
         if not line.get_label().startswith("_")
     }
     assert ends[r"gradient $g$"] == (3.0, 1.0)
-    assert ends[r"value-clipped $\mathrm{clip}(g_i, -\theta, \theta)$"] == (1.0, 1.0)
+    assert ends[r"value-clipped $\mathrm{clip}(g_i, -c, c)$"] == (1.0, 1.0)
     # the whole picture is visible: the gradient's tip and the square's corners
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     assert x0 < -1.0 and x1 > 3.0 and y0 < -1.0 and y1 > 1.0
@@ -403,3 +403,28 @@ def test_bad_input_raises_one_line(case: str, call: Callable[[], Any], match: st
     assert "\n" not in message
     assert match in message, message
     assert message.split(":")[0] in plots.__all__  # names the figure function
+
+
+def test_transient_growth_keeps_every_line_inside_the_axes() -> None:
+    ax = CASES["transient_growth"][0]().axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for line in ax.get_lines():
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        assert np.all((x[ok] >= x0) & (x[ok] <= x1) & (y[ok] >= y0) & (y[ok] <= y1)), line.get_label()
+    assert x0 < 0.0 and x1 > 100.0  # the k = 0 and k = 100 markers are not cut by the frame
+
+
+def test_decay_comparison_never_puts_two_oranges_together() -> None:
+    curves = {f"c{i}": -0.1 * np.arange(20, 0, -1.0) * (i + 1) for i in range(5)}
+    ax = plots.decay_comparison(curves, ylabel="x").axes[0]
+    colours = [line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert len(colours) == 5 and len(set(colours)) == 5
+    assert not {"#D55E00", "#E69F00"} <= set(colours)
+
+
+def test_bound_profiles_axis_label_uses_the_texts_notation() -> None:
+    fig = CASES["bound_profiles_two"][0]()
+    assert fig.axes[0].get_ylabel() == r"$\log_{10}\,\|\partial h^{(T)}/\partial h^{(t)}\|_2$"
+    bound = next(line for line in fig.axes[0].get_lines() if "data-dependent" in str(line.get_label()))
+    assert bound.get_marker() == "o"  # told apart from eta^(T-t) where the two coincide

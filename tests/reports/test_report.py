@@ -110,7 +110,7 @@ def test_results_json_holds_the_numbers(report):
 def test_no_overfull_boxes_that_hide_content(report):
     from gradproof.reports.latex import overfull_boxes
 
-    assert overfull_boxes(report / "report.log", min_pt=10.0) == []
+    assert overfull_boxes(report / "report.log", min_pt=0.0) == []
 
 
 def test_same_seed_same_tex(tmp_path):
