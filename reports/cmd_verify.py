@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ..derive import CELL_NAMES, cell
 from ..numeric import init, random_sequence, verify
 from ..numeric.references import REFERENCES
+from .cell_option import SHIPPED_CELL_NAMES, equations_options, user_cell
 
 __all__ = ["command", "run"]
 
@@ -32,7 +33,8 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 
 
 @click.command("verify")
-@click.option("--cell", "cells", multiple=True, type=click.Choice(CELL_NAMES, case_sensitive=False),
+@click.option("--cell", "cells", multiple=True,
+              type=click.Choice(CELL_NAMES + SHIPPED_CELL_NAMES, case_sensitive=False),
               help="A cell to check (repeatable); all six by default.")
 @click.option("--hidden", type=click.IntRange(1, 512), default=4, show_default=True, help="Hidden size n.")
 @click.option("--inputs", type=click.IntRange(1, 512), default=3, show_default=True, help="Input size m.")
@@ -41,14 +43,18 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 @click.option("--reference", type=click.Choice(tuple(REFERENCES)), default="torch", show_default=True,
               help="What the derived formulas are compared with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@equations_options
 @click.pass_context
 def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int, steps: int,
-            seed: int, reference: str, as_json: bool) -> int:
+            seed: int, reference: str, as_json: bool, eq_file: str | None = None,
+            eq_state: str | None = None, eq_name: str | None = None) -> int:
     """Check step Jacobians, input Jacobians and BPTT gradients against a reference.
 
     Exit code 0 when every quantity of every cell is within tolerance, 1 when one is not.
     """  # fmt: skip
-    names = tuple(c.lower() for c in cells) or CELL_NAMES
+    mine = user_cell(eq_file, eq_state, eq_name)
+    names = tuple(c.lower() for c in cells) or (() if mine else CELL_NAMES)
+    names = names + ((mine,) if mine else ())  # type: ignore[operator]
     reports, skipped = run(names, hidden=hidden, inputs=inputs, steps=steps, seed=seed, reference=reference)
     ok = all(r.ok for r in reports)
     if as_json:
