@@ -226,9 +226,27 @@ def parse_equations(
                 f"equations: the state {s!r} is never assigned; add a line '{s} = ...' "
                 f"(state names: {', '.join(state)})"
             )
+    used = {(n[1], n[2]) for _, _, node in program for n in _walk(node) if n[0] == "var"}
+    last = {name: version for name, version, _ in program}
+    for name, version, _ in program:
+        if last[name] != version or name in state:
+            if (name, version) not in used and name not in state:
+                raise GradproofError(f"equations: {name} (assignment {version}) is never used; remove it")
+            continue
+        if (name, version) not in used:
+            raise GradproofError(
+                f"equations: {name} is assigned but never used in the state; remove it or use it"
+            )
     if not program:
         raise GradproofError("equations: no assignments; write one line per definition, e.g. h = tanh(W @ h + U @ x + b)")
     return tuple(program), dict(p.params)
+
+
+def _walk(node: Node):
+    yield node
+    for child in node[1:]:
+        if isinstance(child, tuple):
+            yield from _walk(child)
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def test_downstream_derive_functions_accept_defined_cells():
         ("h = tanh(W @ h + z)\nz = h", "line 1", "'z' is used before it is assigned"),
         ("h = __import__('os')", "line 1", "unknown function '__import__'"),
         ("h = tanh(W.T @ h)", "line 1", "attribute access"),
+        ("u = tanh(W @ h)\nh = tanh(V @ h)", "", "u is assigned but never used"),
         ("h = W(h)", "line 1", "unknown function 'W'"),
         ("h = tanh(x * h)", "line 1", "shape clash"),
         ("h = h / h", "line 1", "division by a vector"),
@@ -124,7 +125,7 @@ def test_downstream_derive_functions_accept_defined_cells():
     ],
 )
 def test_bad_equations_name_the_line(text, where, what):
-    state = ("h", "q") if "never" in what else ("h",)
+    state = ("h", "q") if "never assigned" in what else ("h",)
     with pytest.raises(GradproofError) as err:
         define_cell("bad", state, text)
     msg = str(err.value)
