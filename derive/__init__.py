@@ -11,6 +11,7 @@ from .activations import BUILTIN_NAMES, Activation, activation, gamma
 from .algebra import latex, text
 from .bptt import BPTTProduct, ParameterGradients, bptt_product, parameter_gradients
 from .cells import CELL_NAMES, GRU, LSTM, RNN, Cell, cell
+from .define import SHIPPED_CELL_NAMES, DefinedCell, define_cell
 from .equality import difference_is_zero
 from .errors import GradproofError
 from .corrections import Imprecision, imprecisions
@@ -29,6 +30,9 @@ __all__ = [
     "GRU",
     "cell",
     "CELL_NAMES",
+    "define_cell",
+    "DefinedCell",
+    "SHIPPED_CELL_NAMES",
     "Derivation",
     "Step",
     "step_jacobian",

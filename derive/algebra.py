@@ -266,7 +266,7 @@ def hadamard(vectors: Sequence[sp.Expr]) -> sp.Expr:
 
 @dataclass(frozen=True)
 class Term:
-    """One term ``sign · F_1 F_2 ⋯ F_k`` of a Jacobian.
+    """One term ``sign · F_1 F_2 ⋯ F_k`` of a Jacobian (sign ±1, or a rational scale).
 
     Each factor is ``("diag", (v_1, …))`` for D(v_1 ⊙ …), ``("mat", A)`` for a matrix, or
     ``("sum", (Term, …))`` for a parenthesised sum kept factored. No factors means the identity.
@@ -385,7 +385,9 @@ def _d(expr: sp.Expr, ctx: _Context, *, name: sp.MatrixSymbol | None = None) -> 
         if coeff == -1:
             return tuple(t.negated() for t in out)
         if coeff != 1:
-            raise NotImplementedError(f"scalar coefficient {coeff} in {expr}")
+            if not coeff.is_Rational:
+                raise NotImplementedError(f"scalar coefficient {coeff} in {expr}")
+            return tuple(Term(t.sign * coeff, t.factors) for t in out)
         return out
     if isinstance(expr, sp.HadamardProduct):
         args = expr.args
@@ -443,7 +445,7 @@ def _simplify(s: Sum) -> Sum:
             out.extend(ts)
             continue
         rests.sort(key=lambda p: -p[0])
-        parts = [hadamard(r) if sign > 0 else sp.MatMul(-1, hadamard(r)) for sign, r in rests]
+        parts = [hadamard(r) if sign == 1 else sp.MatMul(sign, hadamard(r)) for sign, r in rests]
         total = sp.MatAdd(*parts)
         out.append(Term(1, (("diag", (total, *common)),) + tail))
     return _order(tuple(out))
@@ -494,8 +496,8 @@ def _term_expr(t: Term, rows: sp.Expr, cols: sp.Expr) -> sp.Expr:
             factors.append(terms_to_expr(value, rows, cols))  # type: ignore[arg-type]
     if not factors:
         factors = [sp.Identity(rows)]
-    if t.sign < 0:
-        return sp.MatMul(-1, *factors)
+    if t.sign != 1:  # -1, or a rational scale from a defined cell (derive.define)
+        return sp.MatMul(t.sign, *factors)
     return factors[0] if len(factors) == 1 else sp.MatMul(*factors)
 
 

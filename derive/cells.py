@@ -169,8 +169,9 @@ def _explicit(c: Cell, n: int, m: int) -> ExplicitCell:
     env: dict[sp.Expr, sp.Matrix] = {N: sp.Integer(n), M: sp.Integer(m)}
     blocks = []
     for i, sym in enumerate(c.state_previous):
-        letter = sym.name[0]
-        value = sp.Matrix(n, 1, lambda r, _: sp.Symbol(f"{letter}{r}", real=True))
+        base = sym.name.split("^")[0]
+        label = base if len(base) == 1 else base + "_"
+        value = sp.Matrix(n, 1, lambda r, _, label=label: sp.Symbol(f"{label}{r}", real=True))
         env[sym] = value
         blocks.append(value)
     x = sp.Matrix(m, 1, lambda r, _: sp.Symbol(f"x{r}", real=True))
@@ -364,4 +365,11 @@ def cell(name: str | Cell) -> Cell:
                 f"unknown cell {name!r}: {exc} (cells: {', '.join(CELL_NAMES)}; an RNN takes any "
                 "activation: rnn-<name> for a built-in, rnn[<formula in x>] for your own)"
             ) from None
-    raise GradproofError(f"unknown cell {name!r}; choose one of: {', '.join(CELL_NAMES)}")
+    from .define import SHIPPED_CELL_NAMES, shipped_cell
+
+    if key in SHIPPED_CELL_NAMES:
+        return shipped_cell(key)
+    raise GradproofError(
+        f"unknown cell {name!r}; choose one of: {', '.join(CELL_NAMES + SHIPPED_CELL_NAMES)} "
+        "(or define your own with derive.define_cell / --equations FILE --state h,c)"
+    )

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..derive.algebra import M
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
 
@@ -102,7 +103,7 @@ def recurrent_names(cell: str | Cell) -> tuple[str, ...]:
     ('W_h',)
     """
     c = resolve_cell(cell)
-    return tuple(k for k in c.parameter_names if k.startswith("W_") and k != "W_x")
+    return tuple(k for k, sym in c.parameter_symbols().items() if sym.shape[1] == sym.shape[0])
 
 
 def check_parameters(
@@ -134,14 +135,22 @@ def check_parameters(
             f"parameters of {c.name} must be exactly {', '.join(expected)}; "
             f"missing {missing or 'none'}, unexpected {extra or 'none'}"
         )
-    first = np.shape(params[expected[0]])  # always a recurrent W_• (n, n)
-    if len(first) != 2 or first[0] < 1:
+    symbols_ = c.parameter_symbols()
+    first = np.shape(params[expected[0]])  # a recurrent W_• (n, n) for the built-ins
+    if symbols_[expected[0]].shape[1] != symbols_[expected[0]].shape[0]:  # a defined cell's vector/U
+        if len(first) not in (1, 2) or first[0] < 1:
+            raise GradproofError(
+                f"{expected[0]} of {c.name} must have shape (hidden,) or (hidden, k), got {first}"
+            )
+    elif len(first) != 2 or first[0] < 1:
         raise GradproofError(
             f"{expected[0]} of {c.name} must be a square (hidden, hidden) matrix, got shape {first}"
         )
     n = int(first[0])
     if inputs is None:
-        input_name = next(k for k in expected if k.startswith("U_") or k == "W_x")
+        input_name = next((k for k in expected if symbols_[k].shape[1] == M), None)
+        if input_name is None:
+            raise GradproofError(f"{c.name} has no input matrix; pass inputs= (the size of x)")
         shape = np.shape(params[input_name])
         if len(shape) != 2 or shape[1] < 1:
             raise GradproofError(

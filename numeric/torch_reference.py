@@ -36,7 +36,9 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from ..derive.activations import activation
 from ..derive.cells import GRU, LSTM, RNN, Cell
+from ..derive.define import DefinedCell
 from ..derive.errors import GradproofError
 from .convert import TORCH_CELLS, to_torch
 from .initialization import check_parameters, resolve_cell
@@ -45,6 +47,7 @@ __all__ = [
     "CellLike",
     "Params",
     "torch_step",
+    "program_step",
     "TorchReference",
     "TorchModuleReference",
 ]
@@ -114,7 +117,55 @@ def torch_step(
         z = torch.sigmoid(affine("W_z", "U_z", "b_z", h))
         n_gate = torch.tanh(P["U_n"] @ x + P["b_in"] + r * (P["W_n"] @ h + P["b_hn"]))
         return (1.0 - z) * n_gate + z * h
+    if isinstance(c, DefinedCell):
+        return program_step(c, P, s_prev, x)
     raise GradproofError(f"torch_step does not know the cell {c!r}")  # pragma: no cover
+
+
+def program_step(c: DefinedCell, P: Mapping[str, Tensor], s_prev: Tensor, x: Tensor) -> Tensor:
+    """One step of a cell defined by equations, run in torch from its parsed program.
+
+    Independent of the SymPy definitions: the program (:func:`derive.define.parse_equations`,
+    built straight from the user's text) is walked with torch operations; ``@`` is ``P @ v``,
+    ``*`` elementwise, functions are the activations' torch versions. s_prev: (S,), x: (m,).
+    """
+    n = s_prev.shape[0] // len(c.state)
+    values: dict[tuple[str, int], Tensor] = {}
+    state = {s: s_prev[k * n : (k + 1) * n] for k, s in enumerate(c.state)}
+
+    def run(node: tuple) -> Any:
+        tag = node[0]
+        if tag == "state":
+            return state[node[1]]
+        if tag == "var":
+            return values[(node[1], node[2])]
+        if tag == "param":
+            return P[node[1]]
+        if tag == "input":
+            return x
+        if tag == "num":
+            return float(node[1])
+        if tag == "matmul":
+            return P[node[1]] @ run(node[2])
+        if tag == "mul":
+            return run(node[1]) * run(node[2])
+        if tag == "add":
+            return run(node[1]) + run(node[2])
+        if tag == "sub":
+            return run(node[1]) - run(node[2])
+        if tag == "neg":
+            return -run(node[1])
+        if tag == "onem":
+            return 1.0 - run(node[1])
+        if tag == "call":
+            return activation(node[1]).torch(run(node[2]))
+        raise AssertionError(node)  # pragma: no cover
+
+    last: dict[str, int] = {}
+    for name, version, node in c.program:
+        values[(name, version)] = run(node)
+        last[name] = version
+    return torch.cat([values[(s, last[s])] for s in c.state])
 
 
 # -- validation --------------------------------------------------------------------------------

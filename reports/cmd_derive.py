@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 import sympy as sp
 
-from ..derive import CELL_NAMES, cell, input_jacobian, step_jacobian
+from ..derive import CELL_NAMES, Cell, GradproofError, cell, input_jacobian, step_jacobian
 from ..derive.algebra import latex, text
+from .cell_option import SHIPPED_CELL_NAMES, equations_options, user_cell
 
 __all__ = ["command", "render", "sections", "STANDALONE_PREAMBLE"]
 
@@ -19,7 +20,7 @@ STANDALONE_PREAMBLE = (
 )
 
 
-def sections(name: str, *, steps: bool = True) -> list[tuple[str, list[sp.Basic]]]:
+def sections(name: str | Cell, *, steps: bool = True) -> list[tuple[str, list[sp.Basic]]]:
     """(heading, equations) in the order ``gradproof derive`` prints them.
 
     Every named Jacobian a result uses (the LSTM's ∂c/∂h and ∂c/∂x) is defined under a "where"
@@ -44,14 +45,14 @@ def _align(equations: list[sp.Basic]) -> str:
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 
 
-def render(name: str, *, as_latex: bool = False, steps: bool = True, standalone: bool = False) -> str:
+def render(name: str | Cell, *, as_latex: bool = False, steps: bool = True, standalone: bool = False) -> str:
     """The text ``gradproof derive`` prints for the cell ``name``.
 
     Plain text by default; with ``as_latex`` one ``align*`` environment per part, ready to paste
     into a document that loads amsmath; with ``standalone`` a complete document for pdflatex.
     """
     c = cell(name)
-    parts = sections(name, steps=steps)
+    parts = sections(c, steps=steps)
     if standalone:
         body = []
         for heading, equations in parts:
@@ -70,15 +71,22 @@ def render(name: str, *, as_latex: bool = False, steps: bool = True, standalone:
 
 
 @click.command("derive", short_help="Print a cell's equations and its step Jacobian, by the chain rule.")
-@click.argument("cell_name", metavar="CELL", type=click.Choice(CELL_NAMES, case_sensitive=False))
+@click.argument("cell_name", metavar="CELL", required=False,
+                type=click.Choice(CELL_NAMES + SHIPPED_CELL_NAMES, case_sensitive=False))
 @click.option("--latex", "as_latex", is_flag=True,
               help="Print LaTeX: one align* environment per part, ready to paste (needs amsmath).")
 @click.option("--standalone", is_flag=True, help="Print a complete LaTeX document (compile with pdflatex).")
 @click.option("--no-steps", is_flag=True, help="Only the equations and the Jacobians.")
-def command(cell_name: str, as_latex: bool, standalone: bool, no_steps: bool) -> None:
+@equations_options
+def command(cell_name: str | None, as_latex: bool, standalone: bool, no_steps: bool, eq_file: str | None = None,
+            eq_state: str | None = None, eq_name: str | None = None) -> None:
     """Print CELL's equations and its step Jacobian, derived by the chain rule.
 
     CELL is one of rnn-tanh, rnn-sigmoid, rnn-relu, lstm, gru (the lecture's GRU) and gru-torch
     (PyTorch's nn.GRU).
     """  # fmt: skip
-    click.echo(render(cell_name, as_latex=as_latex, steps=not no_steps, standalone=standalone))
+    mine = user_cell(eq_file, eq_state, eq_name)
+    if (mine is None) == (cell_name is None):
+        raise GradproofError("pass a CELL name or --equations FILE --state NAMES (one of them)")
+    click.echo(render(mine or cell_name, as_latex=as_latex, steps=not no_steps,  # type: ignore[arg-type]
+                      standalone=standalone))

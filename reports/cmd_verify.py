@@ -13,6 +13,7 @@ from ..numeric import init, random_sequence, verify
 from ..numeric.references import REFERENCES
 from ..numeric.verify import VERIFY_STAGES
 from .model_option import load_user_model, torch_model_options
+from .cell_option import SHIPPED_CELL_NAMES, equations_options, user_cell
 
 __all__ = ["command", "run"]
 
@@ -51,7 +52,8 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 
 
 @click.command("verify", short_help="Check the derived Jacobians and gradients against a reference.")
-@click.option("--cell", "cells", multiple=True, type=click.Choice(CELL_NAMES, case_sensitive=False),
+@click.option("--cell", "cells", multiple=True,
+              type=click.Choice(CELL_NAMES + SHIPPED_CELL_NAMES, case_sensitive=False),
               help="A cell to check (repeatable); all six by default.")
 @click.option("--hidden", type=click.IntRange(1, 512), default=4, show_default=True, help="Hidden size n.")
 @click.option("--inputs", type=click.IntRange(1, 512), default=3, show_default=True, help="Input size m.")
@@ -63,10 +65,12 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
               help="Check your saved nn.RNN/LSTM/GRU (any num_layers, bidirectional) against its own autograd.")
 @torch_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@equations_options
 @click.pass_context
 def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int, steps: int,
             seed: int, reference: str, torch_model: str | None, nonlinearity: str | None,
-            prefix: str | None, as_json: bool) -> int:
+            prefix: str | None, as_json: bool, eq_file: str | None = None,
+            eq_state: str | None = None, eq_name: str | None = None) -> int:
     """Check step Jacobians, input Jacobians and BPTT gradients against a reference.
 
     With --torch-model: every derived Jacobian of that model (all layers, both directions: step,
@@ -80,7 +84,9 @@ def command(ctx: click.Context, cells: tuple[str, ...], hidden: int, inputs: int
                                      steps=steps, seed=seed, as_json=as_json))  # fmt: skip
     if nonlinearity is not None or prefix is not None:
         raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
-    names = tuple(c.lower() for c in cells) or CELL_NAMES
+    mine = user_cell(eq_file, eq_state, eq_name)
+    names = tuple(c.lower() for c in cells) or (() if mine else CELL_NAMES)
+    names = names + ((mine,) if mine else ())  # type: ignore[operator]
     reports, skipped = run(names, hidden=hidden, inputs=inputs, steps=steps, seed=seed, reference=reference,
                            quiet=as_json)
     ok = all(r.ok for r in reports)
