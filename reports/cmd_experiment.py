@@ -45,7 +45,7 @@ def write_experiment(results: dict, out: Path) -> Path:
     return Path(out) / "results.json"
 
 
-@click.group("experiment")
+@click.group("experiment", short_help="Run a training experiment (PyTorch) for the report.")
 def command() -> None:
     """Training experiments (PyTorch) whose results the report can include."""
 
