@@ -16,6 +16,17 @@ from .errors import GradproofError
 from .corrections import Imprecision, imprecisions
 from .jacobians import Derivation, Step, input_jacobian, step_jacobian
 from .theorem import Theorem, pascanu_bound
+from .skip import (
+    DenseStack,
+    Layer,
+    SkipDerivation,
+    dense,
+    dense_stack,
+    highway,
+    highway_limit,
+    residual,
+    skip_block,
+)
 
 __all__ = [
     "GradproofError",
@@ -44,4 +55,13 @@ __all__ = [
     "latex",
     "text",
     "difference_is_zero",
+    "Layer",
+    "SkipDerivation",
+    "residual",
+    "highway",
+    "highway_limit",
+    "dense",
+    "DenseStack",
+    "dense_stack",
+    "skip_block",
 ]
