@@ -14,6 +14,7 @@ import it when first used.
 from typing import Any
 
 from .clipping import clip_by_norm, clip_by_value
+from .deep import DepthProfile, depth_profile
 from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
 from .initialization import init, random_sequence
 from .profile import GradientProfile
@@ -44,6 +45,8 @@ __all__ = [
     "from_torch",
     "to_torch",
     "load_torch_model",
+    "depth_profile",
+    "DepthProfile",
 ]
 
 _TORCH = {"from_torch", "to_torch", "load_torch_model"}
