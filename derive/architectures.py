@@ -547,6 +547,7 @@ def explicit_bidirectional(cell: Cell | str, hidden: int, inputs: int, *, steps:
     c = _cell(cell)
     xs = _inputs(inputs, steps)
     S = c.state_size(hidden)
+    Ssym = state_symbols(c)[1].shape[0]
     states: dict[tuple[int, int], sp.Matrix] = {}
     factors: dict[sp.Expr, sp.Matrix] = {N: sp.Integer(hidden), M: sp.Integer(inputs)}  # type: ignore[dict-item]
     for sign, arrow, tag in ((1, r"\rightarrow", "f"), (-1, r"\leftarrow", "b")):
@@ -557,6 +558,6 @@ def explicit_bidirectional(cell: Cell | str, hidden: int, inputs: int, *, steps:
         for t in order:
             prev = states[(t - sign, sign)]
             states[(t, sign)] = _apply(ex, nxt, prev, xs[t])
-            factors[_node("A", t, None, S, S, arrow)] = _apply(ex, step, prev, xs[t])
-            factors[_node("K", t, None, S, M, arrow)] = _apply(ex, inp, prev, xs[t])
+            factors[_node("A", t, None, Ssym, Ssym, arrow)] = _apply(ex, step, prev, xs[t])
+            factors[_node("K", t, None, Ssym, M, arrow)] = _apply(ex, inp, prev, xs[t])
     return ExplicitUnrolled(xs, states, factors)

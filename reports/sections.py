@@ -648,9 +648,12 @@ def section_model(ctx: Context) -> tuple[dict, dict]:
     return {"title": "Your model", "label": "sec:model", "blocks": blocks}, results
 
 
+from .section_beyond import section_beyond  # noqa: E402  (it uses the helpers above)
+
 SECTIONS: tuple[tuple[str, Callable[[Context], tuple[dict, dict]]], ...] = (
     ("rnn", section_rnn),
     ("clipping", section_clipping),
     ("lstm", section_lstm),
     ("gru", section_gru),
+    ("beyond", section_beyond),
 )
