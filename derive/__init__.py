@@ -16,6 +16,14 @@ from .errors import GradproofError
 from .corrections import Imprecision, imprecisions
 from .jacobians import Derivation, Step, input_jacobian, step_jacobian
 from .theorem import Theorem, pascanu_bound
+from .architectures import (
+    bidirectional_step,
+    causal_pattern,
+    grid_paths,
+    path_count,
+    stack_jacobian,
+    stack_steps,
+)
 from .skip import (
     DenseStack,
     Layer,
@@ -64,4 +72,10 @@ __all__ = [
     "DenseStack",
     "dense_stack",
     "skip_block",
+    "path_count",
+    "grid_paths",
+    "stack_jacobian",
+    "stack_steps",
+    "causal_pattern",
+    "bidirectional_step",
 ]
