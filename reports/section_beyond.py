@@ -122,7 +122,7 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
     )})  # fmt: skip
     blocks.append({"kind": "equation", "math": derive.latex(arch.path_count_derivation()[-1].equation)})
     blocks.append({"kind": "text", "text": rf"of them. For $(t, l) = {start}$, $(T, L) = ({Tg}, {Lg})$:"})
-    blocks.append({"kind": "align", "lines": split_equation(sj.lhs, sj.result, per_line=3)})
+    blocks.append({"kind": "align", "lines": split_equation(sj.lhs, sj.result, per_line=2)})
     blocks.append(_fig(ctx, plots_beyond.grid_paths_figure(paths, start=start, steps=Tg, depth=Lg, count=int(sj.count)),
                        "grid_paths", (
         rf"The {int(sj.count)} monotone grid paths from $s_{{{start[0]}}}^{{{start[1]}}}$ to "
