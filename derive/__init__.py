@@ -17,6 +17,25 @@ from .errors import GradproofError
 from .corrections import Imprecision, imprecisions
 from .jacobians import Derivation, Step, input_jacobian, step_jacobian
 from .theorem import Theorem, pascanu_bound
+from .architectures import (
+    bidirectional_step,
+    causal_pattern,
+    grid_paths,
+    path_count,
+    stack_jacobian,
+    stack_steps,
+)
+from .skip import (
+    DenseStack,
+    Layer,
+    SkipDerivation,
+    dense,
+    dense_stack,
+    highway,
+    highway_limit,
+    residual,
+    skip_block,
+)
 
 __all__ = [
     "GradproofError",
@@ -48,4 +67,19 @@ __all__ = [
     "latex",
     "text",
     "difference_is_zero",
+    "Layer",
+    "SkipDerivation",
+    "residual",
+    "highway",
+    "highway_limit",
+    "dense",
+    "DenseStack",
+    "dense_stack",
+    "skip_block",
+    "path_count",
+    "grid_paths",
+    "stack_jacobian",
+    "stack_steps",
+    "causal_pattern",
+    "bidirectional_step",
 ]

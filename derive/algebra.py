@@ -327,6 +327,7 @@ class _Context:
     variable: sp.MatrixSymbol
     gate_form: bool
     keep: frozenset[sp.MatrixSymbol]
+    opaque: frozenset[sp.MatrixSymbol] = frozenset()
     memo: dict = field(default_factory=dict, compare=False)
 
 
@@ -361,6 +362,8 @@ def _scalar_to_vector(e: sp.Expr, ys: sp.Symbol, y: sp.Expr) -> sp.Expr:
 def _d(expr: sp.Expr, ctx: _Context, *, name: sp.MatrixSymbol | None = None) -> Sum:
     if expr == ctx.variable:
         return (Term(1),)
+    if expr in ctx.opaque:
+        return (Term(1, (("mat", JacobianSymbol(expr, ctx.variable)),)),)
     if isinstance(expr, sp.MatrixSymbol):
         if expr not in ctx.definitions:
             return ()
@@ -458,6 +461,7 @@ def jacobian(
     *,
     gate_form: bool = False,
     keep: frozenset[sp.MatrixSymbol] = frozenset(),
+    opaque: frozenset[sp.MatrixSymbol] = frozenset(),
 ) -> Sum:
     """∂expr/∂variable by gradproof's chain rule, as a tuple of :class:`Term`.
 
@@ -468,8 +472,10 @@ def jacobian(
     definitions : the cell's intermediates, name -> definition; inlined by the chain rule.
     gate_form : write σ' of a named gate through its output, e.g. D(f ⊙ (1 - f)).
     keep : intermediates whose Jacobian stays a named factor ∂y/∂v when it is a sum.
+    opaque : maps F(v) known only by name (a skip block over any layer or cell): their Jacobian
+        is always the named factor ∂F/∂v, J_F.
     """
-    ctx = _Context(definitions, variable, gate_form, keep)
+    ctx = _Context(definitions, variable, gate_form, keep, opaque)
     return _simplify(_d(expr, ctx, name=expr if isinstance(expr, sp.MatrixSymbol) else None))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .clipping import clip_by_norm, clip_by_value
 from .gradcheck import check_gradient, check_jacobian, check_jvp, check_recurrent_backward, check_vjp
+from .deep import DepthProfile, feedforward_profile
 from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
 from .initialization import init, random_sequence
 from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
@@ -78,6 +79,8 @@ __all__ = [
     "input_sensitivity",
     "StackRegime",
     "stack_regime",
+    "feedforward_profile",
+    "DepthProfile",
 ]
 
 _TORCH = {"from_torch", "to_torch", "load_torch_model", "from_torch_stacked"}

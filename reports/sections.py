@@ -877,9 +877,17 @@ def _section_stacked_model(ctx: Context, user: Any) -> tuple[dict, dict]:
     return {"title": "Your model", "label": "sec:model", "blocks": blocks}, results
 
 
+def section_beyond(ctx: Context) -> tuple[dict, dict]:
+    """Skip connections, bidirectional and stacked RNNs (reports/section_beyond.py, which builds on
+    the helpers of this module, so it is imported when the section runs)."""
+    from .section_beyond import section_beyond as build
+
+    return build(ctx)
+
 SECTIONS: tuple[tuple[str, Callable[[Context], tuple[dict, dict]]], ...] = (
     ("rnn", section_rnn),
     ("clipping", section_clipping),
     ("lstm", section_lstm),
     ("gru", section_gru),
+    ("beyond", section_beyond),
 )
