@@ -13,6 +13,7 @@ import it when first used.
 
 from typing import Any
 
+from .activations import numpy_pair, torch_function
 from .clipping import clip_by_norm, clip_by_value
 from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
 from .initialization import init, random_sequence
@@ -23,6 +24,8 @@ from .trajectory import Trajectory, unroll
 from .verify import Verification, verify
 
 __all__ = [
+    "numpy_pair",
+    "torch_function",
     "init",
     "random_sequence",
     "unroll",
