@@ -154,9 +154,9 @@ class Activation:
     @property
     def gamma(self) -> Expr:
         r"""γ = sup_x |σ'(x)| as an exact SymPy number (see :func:`gamma`)."""
-        from .gamma import _gamma_of
+        from .gamma import gamma as _gamma
 
-        return _gamma_of(self.derivative, self.name)
+        return _gamma(self)
 
     # -- printing ----------------------------------------------------------------------------
     def latex_of(self, arg_latex: str) -> str:
@@ -564,3 +564,4 @@ def _activation_from_text(text: str) -> Activation:
 
 
 from .gamma import gamma  # noqa: E402  (re-export; gamma.py builds on this module)
+from .gamma_interval import gamma_interval, gamma_is_exact  # noqa: E402

@@ -17,6 +17,10 @@ from .errors import GradproofError
 
 __all__ = ["gamma"]
 
+
+class _NoClosedForm(GradproofError):
+    """sup|σ'| exists but has no closed form gamma() can verify (then it is enclosed instead)."""
+
 def gamma(spec: Activation | str) -> Expr:
     r"""γ = sup_x |σ'(x)|, derived exactly (MATH.md §1).
 
@@ -34,13 +38,15 @@ def gamma(spec: Activation | str) -> Expr:
     Returns
     -------
     sympy.Expr
-        An exact SymPy number (Rational, or e.g. ``2/sqrt(pi)``).
+        An exact SymPy number (Rational, or e.g. ``2/sqrt(pi)``) when γ has a closed form. When
+        it has none (SiLU ``x*sigmoid(x)``, mish), the certified upper bound ``hi`` of
+        :func:`gradproof.derive.gamma_interval` (a Rational, so the Pascanu bound stays valid);
+        :func:`gradproof.derive.gamma_is_exact` tells the two cases apart.
 
     Raises
     ------
     GradproofError
-        If σ' is unbounded (then no finite γ exists, e.g. ``"x**2"``, ``"exp(x)"``), or if the
-        supremum cannot be expressed exactly.
+        If σ' is unbounded (then no finite γ exists, e.g. ``"x**2"``, ``"exp(x)"``).
 
     Examples
     --------
@@ -50,7 +56,12 @@ def gamma(spec: Activation | str) -> Expr:
     2/sqrt(pi)
     """
     act = activation(spec)
-    return _gamma_of(act.derivative, act.name)
+    try:
+        return _gamma_of(act.derivative, act.name)
+    except _NoClosedForm:
+        from .gamma_interval import gamma_interval
+
+        return gamma_interval(act)[1]
 
 
 _NONSMOOTH = (sp.Piecewise, sp.Abs, sp.sign)
@@ -377,7 +388,7 @@ def _supremum(
             break  # this and every later root is no larger than a proven candidate
         closed_form = _exact_root(root)
         if closed_form is None:
-            raise GradproofError(
+            raise _NoClosedForm(
                 f"γ for {name!r}: sup|σ'| ≈ {root.size:.15g} is attained near x ≈ "
                 f"{root.left:.15g}, a root of σ'' with no closed form SymPy can verify, so γ "
                 "cannot be given exactly."
@@ -386,7 +397,7 @@ def _supremum(
     for bounds, where in tails:
         tail = max(_size(bounds.min, name, where), _size(bounds.max, name, where))
         if tail > best_size * (1 + 1e-12):
-            raise GradproofError(
+            raise _NoClosedForm(
                 f"γ for {name!r}: |σ'| is only bounded by {tail:.15g} ({where} oscillates within "
                 f"{bounds}), above every value attained ({best_size:.15g}); the supremum cannot "
                 "be given exactly."

@@ -29,6 +29,8 @@ from gradproof.derive.activations import (
     Activation,
     activation,
     gamma,
+    gamma_interval,
+    gamma_is_exact,
 )
 from gradproof.derive.errors import GradproofError
 from gradproof.numeric.activations import numpy_pair
@@ -118,11 +120,18 @@ def test_gamma_numeric_fallback_finds_closed_form() -> None:
 
 
 @pytest.mark.slow
-def test_gamma_refuses_an_unverifiable_critical_point() -> None:
+def test_gamma_without_closed_form_is_the_certified_upper_bound() -> None:
     # σ' = sech²(x-1) + cos(x)/10 peaks at a transcendental root of σ'' (x ≈ 0.959): there is no
-    # exact value to return, and gamma must say so instead of returning a float.
-    with pytest.raises(GradproofError, match="no closed form"):
-        gamma("tanh(x-1)+sin(x)/10")
+    # exact value, so gamma returns the certified upper bound hi of gamma_interval and says so.
+    spec = "tanh(x-1)+sin(x)/10"
+    lo, hi = gamma_interval(spec)
+    assert gamma(spec) == hi and hi.is_Rational and not gamma_is_exact(spec)
+    f = lambda t: 1 - mpmath.tanh(t - 1) ** 2 + mpmath.cos(t) / 10  # noqa: E731
+    with mpmath.workdps(50):
+        peak = mpmath.findroot(lambda t: mpmath.diff(f, t), 0.96)
+        true = f(peak)
+    assert sp.Rational(lo) <= sp.Float(true, 50) <= sp.Rational(hi)
+    assert hi - lo <= sp.Rational(1, 10**12) * hi
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_case_id)
