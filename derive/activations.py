@@ -132,6 +132,7 @@ class Activation:
     latex_name: str
     output_derivative: Callable[[Expr], Expr] | None = field(default=None, compare=False)
     builtin: bool = field(default=False, compare=False)
+    call: tuple[str, tuple[Expr, ...]] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -278,8 +279,62 @@ ALLOWED_FUNCTIONS: dict[str, Callable[[Expr], Expr]] = {
     "abs": sp.Abs,
     "sigmoid": lambda u: 1 / (1 + sp.exp(-u)),
     "erf": sp.erf,
-    "softplus": lambda u: sp.log(1 + sp.exp(u)),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Named activations of torch.nn.functional: σ(u, parameters) in SymPy, PyTorch's defaults, and the
+# convention at each kink (the Piecewise branch that owns the kink point, checked against torch
+# autograd in tests/numeric/test_activations.py).
+# ---------------------------------------------------------------------------------------------
+def _pw(*pieces: tuple[Expr, Any]) -> Expr:
+    return sp.Piecewise(*pieces)
+
+
+#: SELU's constants as PyTorch writes them (Klambauer et al. 2017).
+SELU_ALPHA = sp.Rational("1.6732632423543772848170429916717")
+SELU_SCALE = sp.Rational("1.0507009873554804934193349852946")
+
+# fmt: off
+#: name -> (σ(u, *parameters), PyTorch's default parameters). Kinks: which side owns them.
+NAMED: dict[str, tuple[Callable[..., Expr], tuple[Expr, ...]]] = {
+    "sigmoid":      (lambda u: 1 / (1 + sp.exp(-u)),                                      ()),
+    "tanh":         (sp.tanh,                                                             ()),
+    "relu":         (lambda u: _pw((0, u <= 0), (u, True)),                               ()),  # σ'(0) = 0
+    "hard_sigmoid": (lambda u: _pw((0, u <= -3), (1, u >= 3), (u / 6 + sp.S.Half, True)), ()),  # 0 at ±3
+    "identity":     (lambda u: u,                                                         ()),
+    "leaky_relu":   (lambda u, s: _pw((u, u > 0), (s * u, True)),                         (sp.Rational(1, 100),)),  # σ'(0) = s
+    "elu":          (lambda u, a: _pw((u, u > 0), (a * (sp.exp(u) - 1), True)),           (sp.S.One,)),  # σ'(0) = α
+    "selu":         (lambda u: SELU_SCALE * _pw((u, u > 0), (SELU_ALPHA * (sp.exp(u) - 1), True)), ()),  # σ'(0) = λα
+    "celu":         (lambda u, a: _pw((u, u > 0), (a * (sp.exp(u / a) - 1), True)),       (sp.S.One,)),  # σ'(0) = 1
+    "gelu":         (lambda u: u * (1 + sp.erf(u / sp.sqrt(2))) / 2,                      ()),  # approximate='none'
+    "silu":         (lambda u: u / (1 + sp.exp(-u)),                                      ()),
+    "mish":         (lambda u: u * sp.tanh(sp.log(1 + sp.exp(u))),                       ()),
+    "softplus":     (lambda u, b, t: _pw((u, b * u > t), (sp.log(1 + sp.exp(b * u)) / b, True)),
+                                                                                          (sp.S.One, sp.Integer(20))),  # linear above βx > threshold
+    "softsign":     (lambda u: u / (1 + sp.Abs(u)),                                       ()),
+    "hardtanh":     (lambda u, lo, hi: _pw((lo, u <= lo), (hi, u >= hi), (u, True)),      (-sp.S.One, sp.S.One)),  # 0 at the ends
+    "logsigmoid":   (lambda u: -sp.log(1 + sp.exp(-u)),                                   ()),
+}
+# fmt: on
+
+#: Every activation name accepted (with its parameters written after x, as torch orders them).
+ACTIVATION_NAMES: tuple[str, ...] = tuple(NAMED)
+
+
+def _max(a: Expr, b: Expr) -> Expr:
+    """max(a, b) as ``torch.maximum``: at a tie the derivative is the mean of both sides'."""
+    return _pw((a, a > b), (b, a < b), ((a + b) / 2, True))
+
+
+def _min(a: Expr, b: Expr) -> Expr:
+    """min(a, b) as ``torch.minimum``: at a tie the derivative is the mean of both sides'."""
+    return _pw((a, a < b), (b, a > b), ((a + b) / 2, True))
+
+
+#: Piecewise forms: max(a, b), min(a, b) and where(condition, a, b) (as torch.where: the gradient
+#: goes to the branch selected, so the branch that owns a kink is the one whose condition holds).
+PIECEWISE_FUNCTIONS: tuple[str, ...] = ("max", "min", "where")
 
 #: Constants a user expression may use.
 ALLOWED_CONSTANTS: dict[str, Expr] = {"pi": sp.pi, "e": sp.E}
@@ -322,9 +377,10 @@ _NODE_NAMES: dict[type, str] = {
 
 
 def _allowed_text() -> str:
+    functions = dict.fromkeys([*ALLOWED_FUNCTIONS, *NAMED, *PIECEWISE_FUNCTIONS])
     return (
         "Allowed: numbers, the variable x, + - * / ** and unary -, the constants "
-        f"{', '.join(ALLOWED_CONSTANTS)}, and the functions {', '.join(ALLOWED_FUNCTIONS)}."
+        f"{', '.join(ALLOWED_CONSTANTS)}, and the functions {', '.join(functions)}."
     )
 
 
@@ -412,6 +468,20 @@ class _Parser:
         if not isinstance(node.func, ast.Name):
             raise self.fail("calling anything but a named function", node, "write e.g. exp(x)")
         fname = node.func.id
+        if node.keywords and fname not in ALLOWED_FUNCTIONS:
+            raise self.fail(f"{fname} with keyword arguments", node, "pass parameters by position")
+        if fname in NAMED and fname not in ALLOWED_FUNCTIONS or fname in ("softplus",):
+            return self.named(fname, node)
+        if fname in ("max", "min") and len(node.args) == 2:
+            a, b = (self.visit(arg) for arg in node.args)
+            return (_max if fname == "max" else _min)(a, b)
+        if fname == "where" and len(node.args) == 3:
+            condition = self.condition(node.args[0])
+            a, b = (self.visit(arg) for arg in node.args[1:])
+            return _pw((a, condition), (b, True))
+        if fname in PIECEWISE_FUNCTIONS:
+            raise self.fail(f"{fname} with {len(node.args)} arguments", node,
+                            "write max(a, b), min(a, b) or where(x > 0, a, b)")
         if fname not in ALLOWED_FUNCTIONS:
             raise self.fail(f"the function {fname!r}", node)
         if node.keywords or len(node.args) != 1:
@@ -419,6 +489,31 @@ class _Parser:
                 f"{fname} with other than exactly one positional argument", node, f"write {fname}(x)"
             )
         return ALLOWED_FUNCTIONS[fname](self.visit(node.args[0]))
+
+    def named(self, fname: str, node: ast.Call) -> Expr:
+        builder, defaults = NAMED[fname]
+        if not 1 <= len(node.args) <= 1 + len(defaults):
+            raise self.fail(f"{fname} with {len(node.args)} arguments", node,
+                            f"write {fname}(x" + "".join(f", {d}" for d in defaults) + ")")
+        u = self.visit(node.args[0])
+        given = [self.visit(arg) for arg in node.args[1:]]
+        for arg, value in zip(node.args[1:], given):
+            if not value.is_number or not value.is_real:
+                raise self.fail(f"the parameter {ast.get_source_segment(self.text, arg)!r} of {fname}",
+                                arg, "parameters are real numbers")
+        params = tuple(given) + tuple(defaults[len(given):])
+        if fname in ("elu", "celu") and fname == "celu" and params[0] == 0:
+            raise self.fail("celu with alpha = 0", node, "alpha must be nonzero")
+        if fname == "softplus" and params[0] == 0:
+            raise self.fail("softplus with beta = 0", node, "beta must be nonzero")
+        return builder(u, *params)
+
+    def condition(self, node: ast.AST) -> Any:
+        ops = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in ops):
+            raise self.fail("a where() condition other than one comparison", node,
+                            "write e.g. where(x > 0, x, 0.1*x)")
+        return ops[type(node.ops[0])](self.visit(node.left), self.visit(node.comparators[0]))
 
 
 def _parse(text: str) -> Expr:
@@ -491,6 +586,34 @@ def _real_domain(expr: Expr) -> Any:
         return "a set SymPy cannot determine"
 
 
+def _named_call(text: str) -> Activation | None:
+    """The Activation of ``name(x, p, ...)`` for a name of :data:`NAMED`, keeping the name."""
+    tree = ast.parse(text.strip(), mode="eval").body
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id in NAMED):
+        return None
+    if not (tree.args and isinstance(tree.args[0], ast.Name) and tree.args[0].id == "x"):
+        return None
+    fname = tree.func.id
+    builder, defaults = NAMED[fname]
+    given = tuple(_Parser(text).visit(arg) for arg in tree.args[1:])
+    params = given + defaults[len(given):]
+    if fname in _BUILTINS and params == defaults:
+        return _BUILTINS[fname]
+    expr = builder(X, *params)
+    shown = "" if params == defaults else "".join(f", {p}" for p in params)
+    name = fname if not shown else f"{fname}(x{shown})"
+    latex = r"\operatorname{" + fname.replace("_", r"\_") + "}"
+    return Activation(
+        name=name,
+        expr=expr,
+        derivative=sp.diff(expr, X),
+        latex_name=latex,
+        output_derivative=None,
+        builtin=True,
+        call=(fname, params),
+    )
+
+
 def _user_activation(expr: Expr) -> Activation:
     return Activation(
         name=str(expr),
@@ -554,7 +677,12 @@ def _activation_from_text(text: str) -> Activation:
     key = _ALIASES.get(key, key)
     if key in _BUILTINS:
         return _BUILTINS[key]
+    if key in NAMED:
+        text = f"{key}(x)"
     expr = _parse(text)
+    named = _named_call(text)
+    if named is not None:
+        return named
     for act in _BUILTINS.values():
         if expr == act.expr:
             return act

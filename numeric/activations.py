@@ -417,9 +417,41 @@ def torch_function(act: Activation | str) -> Callable[[Any], Any]:
     row = _TABLE.get(act.name) if act.builtin else None
     if row is not None:
         return row[2]
+    if act.call is not None:
+        return _torch_named(act.call[0], tuple(float(p) for p in act.call[1]))
     expr = act.expr
 
     def apply(z: Any) -> Any:
         return _expression_torch(expr)(z)
+
+    return apply
+
+
+def _torch_named(name: str, params: tuple[float, ...]) -> Callable[[Any], Any]:
+    """PyTorch's own function for a named activation with its parameters (float64)."""
+
+    def apply(z: Any) -> Any:
+        import torch
+
+        F = torch.nn.functional
+        table: dict[str, Callable[[Any], Any]] = {
+            "leaky_relu": lambda t: F.leaky_relu(t, *params),
+            "elu": lambda t: F.elu(t, *params),
+            "selu": F.selu,
+            "celu": lambda t: F.celu(t, *params),
+            "gelu": F.gelu,
+            "silu": F.silu,
+            "mish": F.mish,
+            "softplus": lambda t: F.softplus(t, *params),
+            "softsign": F.softsign,
+            "hardtanh": lambda t: F.hardtanh(t, *params),
+            "logsigmoid": F.logsigmoid,
+            "relu": torch.relu,
+            "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh,
+            "hard_sigmoid": F.hardsigmoid,
+            "identity": lambda t: t,
+        }
+        return table[name](z)
 
     return apply
