@@ -351,6 +351,18 @@ class _ExpressionNumpy:
         return result
 
 
+def _torch_select(conditions: list, choices: list, default: Any = math.nan) -> Any:
+    """numpy.select for torch tensors: the first condition that holds picks its choice."""
+    import torch
+
+    like = next(c for c in choices if isinstance(c, torch.Tensor))
+    out = torch.full_like(like, float(default)) if not isinstance(default, torch.Tensor) else default
+    for cond, choice in reversed(list(zip(conditions, choices))):
+        cond = torch.as_tensor(cond, device=like.device).expand_as(like)
+        out = torch.where(cond, torch.as_tensor(choice, dtype=like.dtype).expand_as(like), out)
+    return out
+
+
 @functools.lru_cache(maxsize=256)
 def _expression_torch(expr: Expr) -> Callable:
     import torch
@@ -368,6 +380,12 @@ def _expression_torch(expr: Expr) -> Callable:
         gp_sign=lift(torch.sign),
         gp_erf=lift(torch.erf),
         gp_re=lambda a: a,
+        select=_torch_select,
+        less=lambda a, b: torch.as_tensor(a) < b,
+        greater=lambda a, b: torch.as_tensor(a) > b,
+        less_equal=lambda a, b: torch.as_tensor(a) <= b,
+        greater_equal=lambda a, b: torch.as_tensor(a) >= b,
+        equal=lambda a, b: torch.as_tensor(a) == b,
         pi=math.pi,
         E=math.e,
         e=math.e,

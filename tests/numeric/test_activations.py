@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from gradproof.derive.activations import BUILTIN_NAMES, X, activation
 from gradproof.derive.errors import GradproofError
+from gradproof.derive.gamma_interval import gamma_interval as gradproof_gamma_interval
 from gradproof.numeric.activations import numpy_pair, torch_function
 from tests.derive.test_activations import (
     KINKS,
@@ -188,3 +189,146 @@ def test_gamma_bounds_the_derivative(data: st.DataObject) -> None:
     with np.errstate(all="raise"):
         slope = numpy_pair(act)[1](np.array(xs))
     assert np.all(np.abs(slope) <= float(act.gamma) + 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Named torch.nn.functional activations (issue 10): σ' and the kink conventions against PyTorch's
+# own functions in float64 autograd, and γ enclosures against mpmath at 50 digits.
+# ---------------------------------------------------------------------------------------------
+# fmt: off
+NAMED_CASES = [
+    # spec                     torch σ (PyTorch's own function)                 kinks
+    ("leaky_relu",             lambda t: F.leaky_relu(t),                       [0.0]),
+    ("leaky_relu(x, 0.2)",     lambda t: F.leaky_relu(t, 0.2),                  [0.0]),
+    ("elu",                    F.elu,                                           [0.0]),
+    ("elu(x, 1.5)",            lambda t: F.elu(t, 1.5),                         [0.0]),
+    ("selu",                   F.selu,                                          [0.0]),
+    ("celu(x, 2)",             lambda t: F.celu(t, 2.0),                        [0.0]),
+    ("gelu",                   F.gelu,                                          []),
+    ("silu",                   F.silu,                                          []),
+    ("mish",                   F.mish,                                          []),
+    ("softplus",               F.softplus,                                      [20.0]),
+    ("softplus(x, 2)",         lambda t: F.softplus(t, 2.0),                    [10.0]),
+    ("softsign",               F.softsign,                                      [0.0]),
+    ("hardtanh",               F.hardtanh,                                      [-1.0, 1.0]),
+    ("hardtanh(x, -2, 2)",     lambda t: F.hardtanh(t, -2.0, 2.0),              [-2.0, 2.0]),
+    ("logsigmoid",             F.logsigmoid,                                    []),
+    ("relu",                   torch.relu,                                      [0.0]),
+    ("max(x, 0)",              lambda t: torch.maximum(t, torch.zeros_like(t)), [0.0]),
+    ("min(x, 0)",              lambda t: torch.minimum(t, torch.zeros_like(t)), [0.0]),
+    ("where(x > 0, x, 0.1*x)", lambda t: torch.where(t > 0, t, 0.1 * t),       [0.0]),
+]
+# fmt: on
+NAMED_IDS = [case[0] for case in NAMED_CASES]
+
+
+@pytest.mark.parametrize(("spec", "torch_sigma", "kinks"), NAMED_CASES, ids=NAMED_IDS)
+def test_named_derivative_and_kinks_match_torch_autograd(spec, torch_sigma, kinks) -> None:
+    act = activation(spec)
+    x = np.union1d(np.linspace(-8.0, 25.0, 3301), kinks)
+    reference = torch_derivative(torch_sigma, x)
+    with np.errstate(all="raise"):
+        ours = numpy_pair(act)[1](x)
+    np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-13, err_msg=spec)
+    np.testing.assert_allclose(
+        numpy_pair(act)[0](x), torch_sigma(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-13
+    )
+    for k in kinks:  # the convention at the kink, symbolically: σ'(k) is torch's gradient there
+        exact = act.derivative.subs(X, sp.Rational(k))
+        assert float(exact) == pytest.approx(torch_derivative(torch_sigma, np.array([k]))[0], abs=1e-15)
+    # torch_function is PyTorch's own function with the parameters of the spec
+    np.testing.assert_allclose(
+        torch_derivative(torch_function(act), x), reference, rtol=1e-15, atol=1e-15
+    )
+
+
+@pytest.mark.parametrize("spec", ["silu", "mish", "gelu", "elu(x, 1.5)", "softsign", "logsigmoid"])
+def test_named_complex_step_where_analytic(spec: str) -> None:
+    # complex-step (Squire & Trapp 1998) away from kinks: Im σ(x + ih)/h = σ'(x).
+    f, fp = numpy_pair(activation(spec))
+    x = np.linspace(-6.0, 6.0, 121) + 0.05  # avoid the kink at 0 of elu/softsign
+    with np.errstate(all="raise"):
+        step = f(x + 1e-30j).imag / 1e-30
+    np.testing.assert_allclose(step, fp(x), rtol=1e-12, atol=1e-14)
+
+
+def _mp_sup(fp: Callable, kinks: list[float]) -> mpmath.mpf:
+    """max |σ'| by mpmath at 50 digits: a dense grid on [-40, 60] and far points, then local
+    refinement (a bracketed maximisation) around the five best grid points."""
+    with mpmath.workdps(50):
+        grid = [mpmath.mpf(-40) + mpmath.mpf(k) / 50 for k in range(5001)]
+        grid += [mpmath.mpf(s) * 10**e for e in (2, 4, 8) for s in (-1, 1)]
+        grid += [mpmath.mpf(k) for k in kinks]
+        values = sorted(((abs(fp(x)), x) for x in grid), reverse=True)
+        best = values[0][0]
+        for _, x in values[:5]:
+            a, b = x - mpmath.mpf(1) / 50, x + mpmath.mpf(1) / 50
+            for _ in range(120):  # golden-section search for max |σ'| on [a, b]
+                c, d = b - (b - a) / mpmath.phi, a + (b - a) / mpmath.phi
+                if abs(fp(c)) > abs(fp(d)):
+                    b = d
+                else:
+                    a = c
+            best = max(best, abs(fp((a + b) / 2)))
+        return best
+
+
+GAMMA_SPECS = ["sigmoid", "tanh", "relu", "hard_sigmoid", "identity", *NAMED_IDS]
+
+
+@pytest.mark.parametrize("spec", GAMMA_SPECS)
+def test_gamma_interval_encloses_mpmath_supremum(spec: str) -> None:
+    act = activation(spec)
+    lo, hi = gradproof_gamma_interval(spec)
+    assert lo.is_Rational and hi.is_Rational and lo <= hi
+    assert hi - lo <= sp.Rational(1, 10**12) * hi
+    fp = sp.lambdify(X, act.derivative, "mpmath")
+    kinks = dict((case[0], case[2]) for case in NAMED_CASES).get(spec, [-3.0, 0.0, 3.0])
+    numeric = _mp_sup(fp, kinks)
+    with mpmath.workdps(50):
+        lo_mp = mpmath.mpf(lo.p) / lo.q
+        hi_mp = mpmath.mpf(hi.p) / hi.q
+        assert numeric <= hi_mp * (1 + mpmath.mpf(10) ** -40)  # no point beats the upper bound
+        # the supremum is reached up to the sampling (softplus/logsigmoid approach 1 as |x| → ∞)
+        assert numeric >= lo_mp * (1 - mpmath.mpf(10) ** -12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    slope=st.fractions(min_value=-3, max_value=3, max_denominator=100).filter(lambda s: s != 0),
+    alpha=st.fractions(min_value=sp.Rational(1, 10), max_value=4, max_denominator=100),
+)
+def test_gamma_interval_of_random_parameters(slope, alpha) -> None:
+    # leaky_relu: σ' ∈ {1, s}, so γ = max(1, |s|); elu: σ' = 1 or α e^x ≤ α, so γ = max(1, α);
+    # celu: σ' = 1 or e^{x/α} ≤ 1, so γ = 1 (torch.nn.functional's definitions).
+    s, a = sp.Rational(slope.numerator, slope.denominator), sp.Rational(alpha.numerator, alpha.denominator)
+    for spec, true in [
+        (f"leaky_relu(x, {s})", max(sp.S.One, abs(s))),
+        (f"elu(x, {a})", max(sp.S.One, a)),
+        (f"celu(x, {a})", sp.S.One),
+    ]:
+        lo, hi = gradproof_gamma_interval(spec)
+        assert lo <= true <= hi, spec
+
+
+def test_silu_gamma_is_certified_not_exact() -> None:
+    import gradproof as gp
+
+    lo, hi = gp.gamma_interval("x*sigmoid(x)")
+    assert not gp.gamma_is_exact("silu") and gp.gamma("silu") == hi
+    assert gp.gamma_is_exact("sigmoid") and gp.gamma("sigmoid") == sp.Rational(1, 4)
+    # SiLU's γ: σ'' = 0 at the root x* ≈ 2.3994 of 2 + x(1 - 2σ(x)) = 0 (mpmath, 50 digits)
+    with mpmath.workdps(50):
+        sig = lambda t: 1 / (1 + mpmath.exp(-t))  # noqa: E731
+        root = mpmath.findroot(lambda t: 2 + t * (1 - 2 * sig(t)), 2.4)
+        true = sig(root) * (1 + root * (1 - sig(root)))
+        assert mpmath.mpf(lo.p) / lo.q <= true <= mpmath.mpf(hi.p) / hi.q
+
+
+def test_unknown_name_lists_every_accepted_name() -> None:
+    with pytest.raises(GradproofError) as info:
+        activation("swish(x)")
+    message = str(info.value)
+    for name in ("leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus",
+                 "softsign", "hardtanh", "logsigmoid", "max", "min", "where"):
+        assert name in message
