@@ -163,7 +163,8 @@ def _high(box: Any) -> Fraction:
 def _fraction(end: Any) -> Fraction:
     import mpmath
 
-    value = mpmath.mpf(end)
+    with mpmath.workprec(2 * _PREC):
+        value = mpmath.mpf(end)
     if not mpmath.isfinite(value):
         raise OverflowError("infinite end")
     man, exp = value.man_exp
@@ -240,7 +241,8 @@ def _magnitude(box: Any) -> tuple[Fraction, Any]:
     """(lower, upper) bounds of sup|·| over an interval, as exact fractions; upper may be inf."""
     import mpmath
 
-    a, b = mpmath.mpf(box.a), mpmath.mpf(box.b)
+    with mpmath.workprec(2 * _PREC):  # the ends exactly (mpf() rounds to the working precision)
+        a, b = mpmath.mpf(box.a), mpmath.mpf(box.b)
     if mpmath.isnan(a) or mpmath.isnan(b):
         return Fraction(0), math.inf
     inner = a if a > 0 else (-b if b < 0 else mpmath.mpf(0))
