@@ -8,6 +8,7 @@
 """
 
 from .activations import BUILTIN_NAMES, Activation, activation, gamma
+from .gamma_interval import GammaEnclosure, gamma_enclosure, gamma_interval, gamma_is_exact
 from .algebra import latex, text
 from .bptt import BPTTProduct, ParameterGradients, bptt_product, parameter_gradients
 from .cells import CELL_NAMES, GRU, LSTM, RNN, Cell, cell
@@ -42,6 +43,10 @@ __all__ = [
     "Activation",
     "activation",
     "gamma",
+    "gamma_interval",
+    "gamma_is_exact",
+    "gamma_enclosure",
+    "GammaEnclosure",
     "BUILTIN_NAMES",
     "Cell",
     "RNN",

@@ -1,4 +1,4 @@
-r"""Bidirectional and stacked recurrences over any cell: the structure of their Jacobians (MATH.md §6).
+r"""Bidirectional and stacked recurrences over any cell: the structure of their Jacobians (docs/math.md §6).
 
 An unrolled recurrence is a grid of nodes ``s_t^l`` (time t = 1..T, layer l = 1..L; layer 0 holds
 the inputs ``x_t``). Node ``(t, l)`` depends on ``(t-1, l)`` through the *time step*
@@ -221,7 +221,7 @@ def _stack_steps(arch: Architecture) -> StackSteps:
 
 
 def stack_steps(cell: Cell | str, *, depth: int = 2, skip: str | None = None) -> StackSteps:
-    """The time step A = ∂s_t^l/∂s_{t-1}^l and depth step B = ∂s_t^l/∂s_t^{l-1} (MATH.md §6)."""
+    """The time step A = ∂s_t^l/∂s_{t-1}^l and depth step B = ∂s_t^l/∂s_t^{l-1} (docs/math.md §6)."""
     return _stack_steps(Architecture(_cell(cell), depth, skip))
 
 
@@ -309,7 +309,7 @@ def _stack_jacobian(arch: Architecture, t: int, l: int, steps: int) -> StackJaco
 def stack_jacobian(
     cell: Cell | str, *, t: int, l: int, steps: int, depth: int, skip: str | None = None
 ) -> StackJacobian:
-    """∂s_T^L/∂s_t^l for a stack of ``depth`` layers unrolled ``steps`` steps (MATH.md §6).
+    """∂s_T^L/∂s_t^l for a stack of ``depth`` layers unrolled ``steps`` steps (docs/math.md §6).
 
     ``l = 0`` gives ∂s_T^L/∂x_t. The factors are the symbols ``A^{(t',l')}``, ``B^{(t',l')}``;
     :func:`stack_steps` gives their formulas, :func:`explicit_stack` their explicit values.
@@ -324,7 +324,7 @@ def stack_jacobian(
 
 @dataclass(frozen=True)
 class CausalPattern:
-    """∂s_t/∂x_s for one direction of a bidirectional layer, t, s = 1..T (MATH.md §6).
+    """∂s_t/∂x_s for one direction of a bidirectional layer, t, s = 1..T (docs/math.md §6).
 
     ``blocks[(t, s)]`` is ``ZeroMatrix`` (a causal zero: no path from x_s to s_t) or the ordered
     product of step Jacobians ``A^{(k)}`` and the input Jacobian ``K^{(s)}``. Forward: zero for

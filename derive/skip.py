@@ -1,4 +1,4 @@
-r"""Skip connections as symbolic blocks over any layer or cell (MATH.md §5).
+r"""Skip connections as symbolic blocks over any layer or cell (docs/math.md §5).
 
 A *base map* ``F`` is a feed-forward layer :class:`Layer` (``x ↦ σ(W x + b)``) or a cell's one-step
 map with the state as the variable (``s^{(t-1)} ↦ s^{(t)}``, the input ``x^{(t)}`` held fixed). A
@@ -352,7 +352,7 @@ def _highway(b: Base) -> SkipDerivation:
 
 
 def residual(spec: str | Layer | Cell | Base) -> SkipDerivation:
-    r"""∂y/∂x of the residual block y = x + F(x) (He et al. 2016; MATH.md §5).
+    r"""∂y/∂x of the residual block y = x + F(x) (He et al. 2016; docs/math.md §5).
 
     .. math:: \frac{\partial y}{\partial x} = I + J_F
 
@@ -367,7 +367,7 @@ def highway(spec: str | Layer | Cell | Base) -> SkipDerivation:
 
     .. math:: \frac{\partial y}{\partial x} = D(1 - T) + D(T) J_H + D((H - x) \odot T \odot (1 - T)) W_T
 
-    Srivastava, Greff and Schmidhuber 2015; MATH.md §5.
+    Srivastava, Greff and Schmidhuber 2015; docs/math.md §5.
     """
     return _highway(base(spec))
 
@@ -501,7 +501,7 @@ def dense(spec: str | Layer | Cell | Base) -> SkipDerivation:
 
 @dataclass(frozen=True)
 class DenseStack:
-    r"""A densely connected stack x_l = σ(Σ_{k<l} W_{l,k} x_k + b_l), l = 1..depth (MATH.md §5).
+    r"""A densely connected stack x_l = σ(Σ_{k<l} W_{l,k} x_k + b_l), l = 1..depth (docs/math.md §5).
 
     ``jacobians[(l, j)]`` is ∂x_l/∂x_j derived by the chain rule with the earlier layers kept by
     name, the recursion ∂x_l/∂x_j = J_l^{(j)} + Σ_{j<k<l} J_l^{(k)} ∂x_k/∂x_j with

@@ -13,6 +13,7 @@ import it when first used.
 
 from typing import Any
 
+from .activations import numpy_pair, torch_function
 from .clipping import clip_by_norm, clip_by_value
 from .gradcheck import check_gradient, check_jacobian, check_jvp, check_recurrent_backward, check_vjp
 from .deep import DepthProfile, feedforward_profile
@@ -39,6 +40,8 @@ from .trajectory import Trajectory, unroll
 from .verify import Verification, verify
 
 __all__ = [
+    "numpy_pair",
+    "torch_function",
     "init",
     "random_sequence",
     "unroll",

@@ -80,9 +80,11 @@ class _Compiled:
 @lru_cache(maxsize=8)
 def _compile(model: CliffModel) -> _Compiled:
     from ..derive.activations import activation
+    from .activations import numpy_pair
 
     act = activation(model.activation)
-    namespace = {Sigma.__name__: act.numpy, SigmaPrime.__name__: act.numpy_derivative}
+    sigma, sigma_prime = numpy_pair(act)
+    namespace = {Sigma.__name__: sigma, SigmaPrime.__name__: sigma_prime}
     modules = [namespace, "numpy"]
 
     def fn(args: tuple[sympy.Symbol, ...], expr: sympy.Expr) -> Callable[..., Any]:

@@ -25,6 +25,7 @@ from ..derive.bptt import ParameterGradient, parameter_gradients, site_symbol
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
 from ..derive.jacobians import Derivation, input_jacobian, step_jacobian
+from .activations import numpy_pair
 
 __all__ = ["CompiledCell", "compile_cell", "compile_expression", "plain_name", "site_symbol", "Env"]
 
@@ -106,11 +107,11 @@ def compile_expression(expr: sp.Expr) -> Fn:
         return lambda env: reduce(np.multiply, (p(env) for p in parts))
     if isinstance(expr, Act):
         inner = compile_expression(expr.vector)
-        f = expr.activation.numpy
+        f = numpy_pair(expr.activation)[0]
         return lambda env: f(inner(env))
     if isinstance(expr, ActPrime):
         inner = compile_expression(expr.vector)
-        fp = expr.activation.numpy_derivative
+        fp = numpy_pair(expr.activation)[1]
         return lambda env: fp(inner(env))
     if isinstance(expr, OneMinus):
         inner = compile_expression(expr.vector)

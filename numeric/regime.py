@@ -30,6 +30,7 @@ import numpy as np
 import sympy
 
 from ..derive.errors import GradproofError
+from .activations import numpy_pair
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..derive.activations import Activation
@@ -76,7 +77,9 @@ def resolve_activation(activation: str | Activation) -> Activation:
         from ..derive.activations import activation as make_activation
 
         return make_activation(activation)
-    if hasattr(activation, "gamma") and hasattr(activation, "numpy_derivative"):
+    from ..derive.activations import Activation
+
+    if isinstance(activation, Activation):
         return activation
     raise GradproofError(
         f"expected an activation name, an expression in x, or a derive.Activation, got "
@@ -448,7 +451,7 @@ def bound_profile(activation: str | Activation, W: Any, pre_activations: Any) ->
     with np.errstate(divide="ignore"):
         log_eta = math.log(eta) if eta > 0 else -math.inf
         log_w = math.log(sigma_max) if sigma_max > 0 else -math.inf
-        dmax = np.max(np.abs(np.asarray(act.numpy_derivative(z), dtype=np.float64)), axis=1)
+        dmax = np.max(np.abs(np.asarray(numpy_pair(act)[1](z), dtype=np.float64)), axis=1)
         log_d = np.log(dmax)
     per_step = log_d + log_w  # (T,), entry t-1 <-> factor J_t
     # entry k = sum over rows k .. T-1 (a reversed cumulative sum)

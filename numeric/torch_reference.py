@@ -42,6 +42,7 @@ from ..derive.define import DefinedCell
 from ..derive.errors import GradproofError
 from .convert import TORCH_CELLS, to_torch
 from .initialization import check_parameters, resolve_cell
+from .activations import torch_function
 
 __all__ = [
     "CellLike",
@@ -95,7 +96,7 @@ def torch_step(
         return P[W] @ h + P[U] @ x + P[b]
 
     if isinstance(c, RNN):
-        return c.activation.torch(affine("W_h", "W_x", "b", s_prev))  # type: ignore[union-attr]
+        return torch_function(c.activation)(affine("W_h", "W_x", "b", s_prev))  # type: ignore[union-attr]
     if isinstance(c, LSTM):
         n = s_prev.shape[0] // 2
         h, cell_state = s_prev[:n], s_prev[n:]

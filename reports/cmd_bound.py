@@ -147,16 +147,24 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _gamma(r: Any) -> str:
-    """γ exactly, and its decimal value only when that says something more (1/4 (= 0.25), not 1 (= 1))."""
-    number = _num(r.gamma)
-    return r.gamma_exact if r.gamma_exact == number else f"{r.gamma_exact}  (= {number})"
+def _gamma_text(r: Any) -> str:
+    """γ exact, or γ ∈ [lo, hi] (certified) when it has no closed form (then η uses hi)."""
+    from ..derive import gamma_enclosure
+
+    try:
+        enclosure = gamma_enclosure(r.activation)
+    except Exception:  # noqa: BLE001 - a name not parsed as an activation (e.g. an LSTM block)
+        enclosure = None
+    if enclosure is None or enclosure.is_exact:
+        number = _num(r.gamma)  # the decimal only when it says more: 1/4 (= 0.25), not 1 (= 1)
+        return r.gamma_exact if r.gamma_exact == number else f"{r.gamma_exact}  (= {number})"
+    return f"γ ∈ [{float(enclosure.lo):.15g}, {float(enclosure.hi):.15g}] (certified; η uses hi)"
 
 
 def _regime_table(r: Any, title: str) -> list[str]:
     rows = [
         ("activation", r.activation),
-        ("gamma = sup|sigma'|", _gamma(r)),
+        ("gamma = sup|sigma'|", _gamma_text(r)),
         ("sigma_max(W)", _num(r.sigma_max)),
         ("rho(W)", _num(r.spectral_radius)),
         ("eta = gamma*sigma_max", _num(r.eta)),

@@ -1,4 +1,4 @@
-"""Tests of derive.architectures: stacked and bidirectional recurrences (MATH.md §6).
+"""Tests of derive.architectures: stacked and bidirectional recurrences (docs/math.md §6).
 
 Evidence, independent of the code under test:
 
@@ -74,7 +74,7 @@ def test_path_count_is_the_binomial_and_matches_enumeration():
 
 
 def test_stack_jacobian_terms_follow_the_paths():
-    # from (2, 1) to (3, 2): up then right, or right then up (MATH.md §6), latest factor on the left
+    # from (2, 1) to (3, 2): up then right, or right then up (docs/math.md §6), latest factor on the left
     sj = stack_jacobian("rnn-tanh", t=2, l=1, steps=3, depth=2)
     assert text(sj.result) == "A(3,2) B(2,2) + B(3,2) A(3,1)"
     assert sj.count == 2
@@ -133,7 +133,7 @@ STACK_CASES = [
 
 @pytest.mark.parametrize(("name", "n", "skip"), STACK_CASES)
 def test_grid_path_sum_equals_brute_force(name, n, skip):
-    # MATH.md §6: ∂s_T^L/∂s_t^l = Σ over monotone paths of ordered A/B products; L = 2, T = 3.
+    # docs/math.md §6: ∂s_T^L/∂s_t^l = Σ over monotone paths of ordered A/B products; L = 2, T = 3.
     T, L, m = 3, 2, 1
     model = explicit_stack(name, n, m, steps=T, depth=L, skip=skip)
     point = _point(_all_symbols(model), seed=n)
@@ -156,7 +156,7 @@ def test_grid_path_sum_equals_brute_force(name, n, skip):
 
 
 def test_stack_steps_are_the_cells_jacobians():
-    # MATH.md §6: time step A = D(f') W^l (the step Jacobian), depth step B = D(f') U^l (input).
+    # docs/math.md §6: time step A = D(f') W^l (the step Jacobian), depth step B = D(f') U^l (input).
     st_ = stack_steps("rnn-tanh", depth=2)
     assert st_.time == step_jacobian("rnn-tanh").result
     assert st_.depth_first == input_jacobian("rnn-tanh").result
@@ -178,7 +178,7 @@ def _bidir(name: str, n: int, T: int):
 @pytest.mark.parametrize("name", ["rnn-tanh", "rnn-relu", "lstm", "gru", "gru-torch"])
 @pytest.mark.parametrize("n", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_causal_zeros_are_exact(name, n):
-    # MATH.md §6: ∂h→_t/∂x_s = 0 for s > t and ∂h←_t/∂x_s = 0 for s < t, exactly (symbolically).
+    # docs/math.md §6: ∂h→_t/∂x_s = 0 for s > t and ∂h←_t/∂x_s = 0 for s < t, exactly (symbolically).
     T = 3
     model = _bidir(name, n, T)
     for sign, direction in ((1, "forward"), (-1, "backward")):
@@ -234,7 +234,7 @@ def test_property_causal_zeros_are_exactly_zero(name, T, direction, data):
 
 @pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru-torch"])
 def test_directions_are_block_diagonal(name):
-    # MATH.md §6: separate weights, no cross terms; directions mix only in the next layer.
+    # docs/math.md §6: separate weights, no cross terms; directions mix only in the next layer.
     T = 3
     model = _bidir(name, 1, T)
     fwd0, bwd0 = model.states[(0, 1)], model.states[(T + 1, -1)]

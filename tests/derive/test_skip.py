@@ -1,11 +1,11 @@
-"""Tests of derive.skip: residual, highway and dense blocks (MATH.md §5).
+"""Tests of derive.skip: residual, highway and dense blocks (docs/math.md §5).
 
 Evidence, each independent of derive/skip.py:
 
 1. brute force: every derived block Jacobian, evaluated in the explicit view, equals SymPy's
    ``Matrix.jacobian`` of the explicit block output, for layers and cells, n = 1..3;
 2. structure: the residual Jacobian minus I is exactly the map's brute-force Jacobian (He et al.
-   2016), the highway Jacobian is MATH.md §5's formula in independent symbols T, H, J_H;
+   2016), the highway Jacobian is docs/math.md §5's formula in independent symbols T, H, J_H;
 3. limits: the highway gate closed (T ≡ 0) gives I, open (T ≡ 1) gives J_H, and these are the
    limits b_T → ∓∞ of the brute-force Jacobian;
 4. a Hypothesis property on numbers: residual Jacobian − I = J_F at random points.
@@ -51,7 +51,7 @@ def _cases():
 @pytest.mark.parametrize("kind", sorted(BLOCKS))
 @pytest.mark.parametrize(("spec", "n"), _cases())
 def test_block_jacobian_equals_brute_force(kind, spec, n):
-    # MATH.md §5: the structured Jacobian equals Matrix.jacobian of the explicit block output.
+    # docs/math.md §5: the structured Jacobian equals Matrix.jacobian of the explicit block output.
     d = BLOCKS[kind](spec)
     eb = d.explicit_block(n, 2)
     brute = eb.y.jacobian(eb.x)
@@ -90,7 +90,7 @@ def _opaque_highway_env(d, n):
 
 @pytest.mark.parametrize(("spec", "n"), [("layer-tanh", 2), ("layer-tanh", 3), ("rnn-tanh", 2), ("gru", 1)])
 def test_highway_has_the_structure_of_math_md(spec, n):
-    # MATH.md §5: ∂y/∂x = D(T) J_H + D(1 − T) + D((H − x) ⊙ T(1 − T)) W_T, in free symbols T, H, J_H.
+    # docs/math.md §5: ∂y/∂x = D(T) J_H + D(1 − T) + D((H − x) ⊙ T(1 − T)) W_T, in free symbols T, H, J_H.
     d = highway(spec)
     env, x, T, H, JH, WT = _opaque_highway_env(d, n)
     got = explicit(d.result, env)
@@ -140,7 +140,7 @@ def test_highway_limits_are_limits_of_the_brute_force_bias(n):
 
 @pytest.mark.parametrize(("depth", "n"), [(2, 1), (3, 1), (3, 2)])
 def test_dense_stack_recursion_equals_brute_force(depth, n):
-    # MATH.md §5: ∂x_l/∂x_j = J_l^{(j)} + Σ_{j<k<l} J_l^{(k)} ∂x_k/∂x_j, against Matrix.jacobian.
+    # docs/math.md §5: ∂x_l/∂x_j = J_l^{(j)} + Σ_{j<k<l} J_l^{(k)} ∂x_k/∂x_j, against Matrix.jacobian.
     ds = dense_stack(depth)
     env, xs = ds.explicit(n)
     for l in range(1, depth + 1):

@@ -2,7 +2,7 @@
 
 The reference is independent code: the same stack written directly in torch (float64) and
 differentiated by ``torch.autograd.functional.jacobian``; its spectral norms must agree with the
-derived, compiled ones to 1e-10 relative (MATH.md §5: residual I + J_F, highway formula).
+derived, compiled ones to 1e-10 relative (docs/math.md §5: residual I + J_F, highway formula).
 """
 
 from __future__ import annotations

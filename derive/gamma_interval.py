@@ -1,0 +1,426 @@
+r"""A certified enclosure of γ = sup_x |σ'(x)|: exact rationals lo ≤ γ ≤ hi.
+
+Where γ has a closed form (:func:`gradproof.derive.gamma` finds it by calculus) the enclosure is
+that number, itself if rational, else the nearest 30-digit rationals below and above it. Where it
+has none (SiLU x·σ(x), mish, most sums of transcendental functions) γ is enclosed by interval
+arithmetic (mpmath's ``iv`` context, outward rounding at 113 bits) and branch and bound:
+
+1. The real line is split at the kinks of σ' (as for :func:`gamma`); on each open piece σ' is a
+   smooth formula g, and its values at the kinks are enclosed directly.
+2. Each piece is covered by boxes: unit-order boxes on a core [-C, C], dyadic boxes
+   [2^k, 2^{k+1}] out to 2^16, then [2^16, 2^32], [2^32, 2^64], ... out to |x| = 2^{1100}
+   (beyond every float64), and the two rays past that.
+3. On a finite box B with midpoint m, g(B) ⊆ g([m]) + g'(B)(B - m) (the mean-value form, which
+   converges quadratically at a maximum) intersected with the natural interval extension g(B);
+   so sup_B |g| ≤ ub(B). Every box's midpoint gives a rigorous lower bound |g(m)| ≥ lb.
+4. The box of largest ub is bisected until ub ≤ lo (1 + 1e-13), lo being the best lower bound.
+
+The rays |x| ≥ 2^{1100} are enclosed by interval arithmetic with an infinite end (e.g. for
+tanh(x - 1) + sin(x)/10 the ray's enclosure is finite). Where that enclosure is not finite because
+of an indeterminate product such as x·e^{-x} (SiLU, mish), the ray is bounded by |L|, L the limit
+of σ' at ±∞ computed by SymPy's ``limit`` (Gruntz 1996), and the result records this in
+:attr:`GammaEnclosure.tails`: ``"interval"`` or ``"limit"``. For every x that float64 can
+represent the enclosure is certified by interval arithmetic alone.
+
+Examples
+--------
+>>> gamma_interval("sigmoid")
+(1/4, 1/4)
+>>> lo, hi = gamma_interval("x*sigmoid(x)")
+>>> float(lo), float(hi - lo) <= 1e-12 * float(hi)
+(1.0998393194985..., True)
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import sympy as sp
+
+from .activations import X, Activation, Expr, activation
+from .errors import GradproofError
+from .gamma import _gamma_of, _kinks, _NoClosedForm, _one_sided, _specialize
+
+__all__ = ["GammaEnclosure", "gamma_interval", "gamma_enclosure", "gamma_is_exact"]
+
+_PREC = 113  # bits of the interval arithmetic (quadruple precision)
+_TOLERANCE = Fraction(1, 10**13)  # stop when hi - lo ≤ 1e-13 hi (the promise is 1e-12)
+_CORE = 64  # boxes of width ≤ 1 on [-C, C]; dyadic boxes beyond
+_FAR = 1100  # dyadic boxes out to 2^1100 > the largest float64 (≈ 2^1024)
+_MAX_BOXES = 200_000
+_DIGITS = 30  # closed forms are rounded outward to 30 significant digits
+
+
+@dataclass(frozen=True)
+class GammaEnclosure:
+    r"""lo ≤ γ = sup|σ'| ≤ hi, exact rationals.
+
+    Attributes
+    ----------
+    lo, hi : sympy.Rational
+        The enclosure, hi - lo ≤ 1e-12 hi.
+    exact : sympy.Expr or None
+        γ in closed form when :func:`gradproof.derive.gamma` derives one (then lo = hi = exact if it
+        is rational), else ``None``.
+    tails : str
+        How |x| ≥ 2^1100 was handled when no closed form exists: ``"interval"`` (interval
+        arithmetic on the ray), ``"limit"`` (the limit of σ' at ±∞, SymPy's Gruntz algorithm), or
+        ``"closed form"``.
+    """
+
+    lo: Expr
+    hi: Expr
+    exact: Expr | None
+    tails: str
+
+    @property
+    def is_exact(self) -> bool:
+        """Whether γ has a closed form (then :func:`gamma` returns it, else it returns ``hi``)."""
+        return self.exact is not None
+
+
+def gamma_interval(spec: Activation | str) -> tuple[Expr, Expr]:
+    r"""Certified rationals (lo, hi) with lo ≤ γ = sup_x |σ'(x)| ≤ hi and hi - lo ≤ 1e-12 hi.
+
+    Parameters
+    ----------
+    spec : Activation or str
+        Anything :func:`gradproof.derive.activation` accepts.
+
+    Returns
+    -------
+    (lo, hi) : tuple of sympy.Rational
+        lo = hi = γ when γ is a rational closed form (sigmoid: 1/4); the nearest 30-digit
+        rationals around γ for an irrational closed form (erf: 2/√π); an interval-arithmetic
+        enclosure otherwise (SiLU). See the module docstring for the method.
+
+    Raises
+    ------
+    GradproofError
+        If σ' is unbounded or the enclosure cannot be certified.
+
+    Examples
+    --------
+    >>> gamma_interval("erf(x)")[0] < sp.Float(2 / math.sqrt(math.pi), 20) < gamma_interval("erf(x)")[1]
+    True
+    """
+    enclosure = gamma_enclosure(spec)
+    return enclosure.lo, enclosure.hi
+
+
+def gamma_is_exact(spec: Activation | str) -> bool:
+    """Whether :func:`gradproof.derive.gamma` returns γ in closed form (else the certified hi).
+
+    >>> gamma_is_exact("tanh"), gamma_is_exact("silu")
+    (True, False)
+    """
+    return gamma_enclosure(spec).is_exact
+
+
+def gamma_enclosure(spec: Activation | str) -> GammaEnclosure:
+    """The :class:`GammaEnclosure` of an activation (cached on its SymPy σ')."""
+    act = activation(spec)
+    return _enclosure_of(act.derivative, act.name)
+
+
+@functools.lru_cache(maxsize=256)
+def _enclosure_of(derivative: Expr, name: str) -> GammaEnclosure:
+    try:
+        exact = _gamma_of(derivative, name)
+    except _NoClosedForm:
+        lo, hi, tails = _certify(derivative, name)
+        return GammaEnclosure(lo=lo, hi=hi, exact=None, tails=tails)
+    if exact.is_Rational:
+        return GammaEnclosure(lo=exact, hi=exact, exact=exact, tails="closed form")
+    box = _enclose(exact, None)
+    lo, hi = _round_outward(_low(box), _high(box), _DIGITS)
+    return GammaEnclosure(lo=lo, hi=hi, exact=exact, tails="closed form")
+
+
+# ---------------------------------------------------------------------------------------------
+# Interval evaluation of a SymPy expression (mpmath.iv, outward rounding)
+# ---------------------------------------------------------------------------------------------
+def _iv() -> Any:
+    import mpmath
+
+    mpmath.iv.prec = _PREC
+    return mpmath.iv
+
+
+def _low(box: Any) -> Fraction:
+    return _fraction(box.a)
+
+
+def _high(box: Any) -> Fraction:
+    return _fraction(box.b)
+
+
+def _fraction(end: Any) -> Fraction:
+    import mpmath
+
+    with mpmath.workprec(2 * _PREC):
+        value = mpmath.mpf(end)
+    if not mpmath.isfinite(value):
+        raise OverflowError("infinite end")
+    man, exp = value.man_exp
+    return Fraction(int(man)) * (Fraction(2) ** int(exp))
+
+
+def _increasing(fn_name: str, box: Any) -> Any:
+    """An increasing function (atan, erf): its ends, 20 bits finer, widened by 2^-(prec-4)."""
+    import mpmath
+
+    iv = _iv()
+    fn = getattr(mpmath, fn_name)
+    with mpmath.workprec(_PREC + 20):
+        a, b = fn(mpmath.mpf(box.a)), fn(mpmath.mpf(box.b))
+        slack = mpmath.mpf(2) ** (4 - _PREC)
+        return iv.mpf([a - slack * (1 + abs(a)), b + slack * (1 + abs(b))])
+
+
+def _enclose(expr: Expr, box: Any) -> Any:
+    """An interval containing expr(x) for every x in ``box`` (an ``iv.mpf``)."""
+    iv = _iv()
+    if expr == X:
+        return box
+    if expr.is_Integer:
+        return iv.mpf(int(expr))
+    if expr.is_Rational:
+        return iv.mpf(int(expr.p)) / int(expr.q)
+    if expr is sp.pi:
+        return iv.pi
+    if expr is sp.E:
+        return iv.e
+    args = [_enclose(a, box) for a in expr.args]
+    if expr.is_Add:
+        return functools.reduce(lambda u, v: u + v, args)
+    if expr.is_Mul:
+        return functools.reduce(lambda u, v: u * v, args)
+    if expr.is_Pow:
+        base, exponent = args
+        e = expr.args[1]
+        if e.is_Integer:
+            return base ** int(e)
+        if e == sp.Rational(1, 2):
+            return iv.sqrt(base)
+        return iv.exp(exponent * iv.log(base))
+    simple = {sp.exp: iv.exp, sp.log: iv.log, sp.sin: iv.sin, sp.cos: iv.cos}
+    for kind, fn in simple.items():
+        if isinstance(expr, kind):
+            return fn(args[0])
+    u = args[0] if args else None
+    if isinstance(expr, sp.tanh):  # u appears once: 1 - 2/(e^{2u} + 1) is tight
+        return 1 - 2 / (iv.exp(2 * u) + 1)
+    if isinstance(expr, sp.sinh):  # a sum of two increasing functions: tight
+        return (iv.exp(u) - iv.exp(-u)) / 2
+    if isinstance(expr, sp.cosh):
+        return (iv.exp(u) + iv.exp(-u)) / 2
+    if isinstance(expr, sp.atan):
+        return _increasing("atan", u)
+    if isinstance(expr, sp.erf):
+        return _increasing("erf", u)
+    if isinstance(expr, sp.Abs):
+        return abs(u)
+    raise GradproofError(
+        f"γ interval: cannot enclose {expr.func.__name__} by interval arithmetic; "
+        "write σ with exp, log, tanh, sinh, cosh, sin, cos, atan, erf, sqrt, abs and powers."
+    )
+
+
+_TINY_EXPONENT = -4000  # |values| below 2^-4000 count as 0 (lower) or 2^-4000 (upper)
+_HUGE_EXPONENT = 4000  # |values| above 2^4000 count as unbounded
+_UNBOUNDED = Fraction(2) ** (_HUGE_EXPONENT + 1)  # a box's upper bound when it is not finite
+
+
+def _magnitude(box: Any) -> tuple[Fraction, Any]:
+    """(lower, upper) bounds of sup|·| over an interval, as exact fractions; upper may be inf."""
+    import mpmath
+
+    with mpmath.workprec(2 * _PREC):  # the ends exactly (mpf() rounds to the working precision)
+        a, b = mpmath.mpf(box.a), mpmath.mpf(box.b)
+    if mpmath.isnan(a) or mpmath.isnan(b):
+        return Fraction(0), math.inf
+    inner = a if a > 0 else (-b if b < 0 else mpmath.mpf(0))
+    outer = max(abs(a), abs(b))
+    if not mpmath.isfinite(outer) or mpmath.mag(outer) > _HUGE_EXPONENT:
+        upper = math.inf
+    elif outer == 0 or mpmath.mag(outer) < _TINY_EXPONENT:
+        upper = Fraction(1, 2 ** -_TINY_EXPONENT)
+    else:
+        upper = _fraction(outer)
+    if inner == 0 or mpmath.mag(inner) < _TINY_EXPONENT:
+        lower = Fraction(0)
+    elif not mpmath.isfinite(inner) or mpmath.mag(inner) > _HUGE_EXPONENT:
+        lower = Fraction(2) ** _HUGE_EXPONENT
+    else:
+        lower = _fraction(inner)
+    return lower, upper
+
+
+# ---------------------------------------------------------------------------------------------
+# Branch and bound
+# ---------------------------------------------------------------------------------------------
+_T = sp.Symbol("t", positive=True)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    g: Expr  # σ' on the open piece
+    gp: Expr  # σ''
+    g_of_t: Expr  # σ' in t = e^x, one fraction: tight where t is tiny (x → -∞)
+    g_of_s: Expr  # σ' in s = e^{-x}, one fraction: tight where s is tiny (x → +∞)
+
+
+def _boxes(a: Expr, b: Expr) -> list[tuple[Any, Any]]:
+    """Cover of the closed piece [a, b] (ends may be ±∞) by (left, right) ends as mpf/inf."""
+    import mpmath
+
+    core = max([_CORE] + [2 * abs(float(k)) for k in (a, b) if k.is_finite])
+    left = mpmath.mpf(sp.Float(a, 40)) if a.is_finite else mpmath.mpf(-core)
+    right = mpmath.mpf(sp.Float(b, 40)) if b.is_finite else mpmath.mpf(core)
+    if a.is_finite and left < -core or b.is_finite and right > core:
+        core = max(abs(left), abs(right))
+    boxes = []
+    if left < right:
+        steps = max(1, min(256, int(math.ceil(float(right - left)))))
+        edges = [left + (right - left) * k / steps for k in range(steps + 1)]
+        edges[0], edges[-1] = left, right
+        boxes.extend(zip(edges[:-1], edges[1:]))
+    start = int(math.ceil(math.log2(float(core))))
+    for sign, end in ((-1, a), (1, b)):
+        if end.is_finite:
+            continue
+        exponents = list(range(start, 16)) + [16 * 2**j for j in range(7)]  # ..., 2^512, 2^1024
+        ends = [mpmath.mpf(core)] + [mpmath.mpf(2) ** k for k in exponents if k > start]
+        ends.append(mpmath.mpf(2) ** _FAR)
+        pairs = list(zip(ends[:-1], ends[1:])) + [(ends[-1], mpmath.inf)]
+        boxes.extend((-q, -p) if sign < 0 else (p, q) for p, q in pairs)
+    return boxes
+
+
+def _certify(d: Expr, name: str) -> tuple[Expr, Expr, str]:
+    """Branch and bound over the real line; returns (lo, hi, tails) as in GammaEnclosure."""
+    import mpmath
+
+    iv = _iv()
+    if d.has(sp.Max, sp.Min):
+        d = d.rewrite(sp.Piecewise)
+    lo_line, hi_line = sp.S.NegativeInfinity, sp.S.Infinity
+    kinks = _kinks(d, lo_line, hi_line, name)
+    best = Fraction(0)
+    for k in kinks:  # σ' at the kinks themselves
+        best = max(best, _magnitude(_enclose(d.subs(X, k), None))[0])
+    points = [lo_line, *kinks, hi_line]
+    heap: list[tuple[Any, int, Any, Any, _Piece]] = []
+    tails = "interval"
+    counter = 0
+    for a, b in zip(points[:-1], points[1:]):
+        sample = (a + b) / 2 if a.is_finite and b.is_finite else (b - 1 if a.is_infinite and b.is_finite else (a + 1 if a.is_finite else sp.S.Zero))
+        g = _specialize(d, sample)
+        piece = _Piece(g=g, gp=sp.diff(g, X), g_of_t=_in_t(g, 1), g_of_s=_in_t(g, -1))
+        for left, right in _boxes(a, b):
+            ub, lb, by_limit = _bound(piece, left, right, name)
+            tails = "limit" if by_limit else tails
+            best = max(best, lb)
+            counter += 1
+            heapq.heappush(heap, (-ub, counter, left, right, piece))
+    while heap:
+        neg_ub, _, left, right, piece = heapq.heappop(heap)
+        ub = -neg_ub
+        if ub <= best * (1 + _TOLERANCE):
+            lo, hi = _round_outward(best, max(ub, best), 20)
+            return lo, hi, tails
+        if counter > _MAX_BOXES or not (mpmath.isfinite(left) and mpmath.isfinite(right)):
+            break
+        middle = (left + right) / 2
+        if left * right > 0 and min(abs(left), abs(right)) >= _CORE:  # far out: split geometrically
+            middle = mpmath.sqrt(left * right) * (1 if left > 0 else -1)
+        if not left < middle < right:
+            break
+        for l, r in ((left, middle), (middle, right)):
+            sub_ub, lb, _ = _bound(piece, l, r, name)
+            best = max(best, lb)
+            counter += 1
+            heapq.heappush(heap, (-sub_ub, counter, l, r, piece))
+    raise GradproofError(
+        f"γ for {name!r}: the interval enclosure of sup|σ'| did not reach the relative width 1e-12 "
+        f"(best lower bound {float(best):.15g}); use a simpler formula for σ."
+    )
+
+
+def _bound(piece: _Piece, left: Any, right: Any, name: str) -> tuple[Fraction, Fraction, bool]:
+    """(upper bound of sup|g| on [left, right], a lower bound from its midpoint, by_limit)."""
+    import mpmath
+
+    iv = _iv()
+    box = iv.mpf([left, right])
+    with mpmath.workprec(_PREC):
+        natural = _safe_enclose(piece.g, box)
+    if not (mpmath.isfinite(left) and mpmath.isfinite(right)):
+        _, ub = _magnitude(natural) if natural is not None else (0, math.inf)
+        in_t = _in_t_enclosure(piece, box, left)
+        if in_t is not None:
+            ub = min(ub, _magnitude(in_t)[1])
+        if ub != math.inf and ub < _UNBOUNDED:
+            return ub, Fraction(0), False
+        end = sp.oo if mpmath.isinf(right) else -sp.oo
+        limit = _one_sided(piece.g, end, "+")
+        if not limit.is_finite or isinstance(limit, sp.AccumBounds):
+            raise GradproofError(
+                f"γ for {name!r}: σ' has no finite limit at {end} ({limit}); no finite γ exists or "
+                "it cannot be certified."
+            )
+        return _magnitude(_enclose(sp.Abs(limit), None))[1], Fraction(0), True
+    middle = (left + right) / 2
+    at_middle = _safe_enclose(piece.g, iv.mpf(middle))
+    lb = _magnitude(at_middle)[0] if at_middle is not None else Fraction(0)
+    slope = _safe_enclose(piece.gp, box)
+    candidates = [] if natural is None else [natural]
+    if slope is not None and at_middle is not None:
+        candidates.append(at_middle + slope * (box - middle))
+    if abs(left) > _CORE or abs(right) > _CORE:
+        in_t = _in_t_enclosure(piece, box, left)
+        if in_t is not None:
+            candidates.append(in_t)
+    ub = min((_magnitude(c)[1] for c in candidates), default=math.inf)
+    return (_UNBOUNDED if ub == math.inf else ub), lb, False
+
+
+def _safe_enclose(expr: Expr, box: Any) -> Any:
+    try:
+        value = _enclose(expr, box)
+    except (ZeroDivisionError, ValueError, OverflowError, AttributeError):
+        return None
+    return value
+
+
+def _round_outward(lo: Fraction, hi: Fraction, digits: int) -> tuple[Expr, Expr]:
+    """Rationals with ``digits`` significant decimals, lo rounded down and hi up."""
+    scale_hi = max(abs(hi), Fraction(1, 10**300))
+    shift = digits - 1 - int(math.floor(math.log10(scale_hi)))
+    unit = Fraction(10) ** shift
+    lo_r = Fraction(math.floor(lo * unit)) / unit
+    hi_r = Fraction(math.ceil(hi * unit)) / unit
+    return sp.Rational(lo_r.numerator, lo_r.denominator), sp.Rational(hi_r.numerator, hi_r.denominator)
+
+
+def _in_t_enclosure(piece: _Piece, box: Any, left: Any) -> Any:
+    """σ' on a far box through t = e^{x} (left < 0) or s = e^{-x} (left > 0)."""
+    iv = _iv()
+    if left < 0:
+        return _safe_enclose(piece.g_of_t.subs(_T, X), iv.exp(box))
+    return _safe_enclose(piece.g_of_s.subs(_T, X), iv.exp(-box))
+
+
+def _in_t(g: Expr, sign: int) -> Expr:
+    """σ' with x = sign·log t, as one fraction: x e^{-x}/(1 + e^{-x})² becomes t log(t)/(t + 1)²."""
+    form = g.subs(X, sign * sp.log(_T)).rewrite(sp.exp)
+    try:
+        return sp.cancel(sp.together(form))
+    except (sp.PolynomialError, NotImplementedError):  # pragma: no cover - cancel gives up
+        return form
