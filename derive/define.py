@@ -23,7 +23,7 @@ small program (tuples), from which both the SymPy definitions (:class:`DefinedCe
 >>> c.parameter_names
 ('W', 'U', 'b')
 >>> print(text(step_jacobian(c).result))
-1/2 I + 1/2 diag(1 - (tanh(W h(t-1) + U x(t) + b))²) W
+1/2 I + 1/2 diag(1 - tanh²(W h(t-1) + U x(t) + b)) W
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def program_step(c: DefinedCell, P: Mapping[str, Tensor], s_prev: Tensor, x: Ten
         if tag == "onem":
             return 1.0 - run(node[1])
         if tag == "call":
-            return activation(node[1]).torch(run(node[2]))
+            return torch_function(activation(node[1]))(run(node[2]))
         raise AssertionError(node)  # pragma: no cover
 
     last: dict[str, int] = {}

@@ -115,6 +115,7 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
         for i, (name, make) in enumerate(parts, start=1):
             say(f"[{i}/{total}] section: {name}")
             section, numbers = make(ctx)
+            section = {**section, "blocks": sections.refer_to_figures(section["blocks"])}
             built.append(section)
             results[name] = numbers
         context = {

@@ -20,7 +20,7 @@ from ..numeric import init, lyapunov_spectrum, random_sequence
 from ..numeric.sweeps import gate_sweep, norm_sweep, phase_diagram
 from . import plots_dynamics
 from .latex import escape_tex
-from .sections import Context, _fig, _num, split_equation
+from .sections import Context, _fig, _num
 
 __all__ = ["section_gates", "load_experiment"]
 
@@ -262,11 +262,9 @@ def section_gates(ctx: Context) -> tuple[dict, dict]:
             r"shrinks like $e^{\lambda_1 (T-t)}$, $\lambda_1 > 0$ that it grows, $\lambda_1 \approx 0$ that it is kept. "
             r"gradproof computes them by re-orthonormalising the derived step Jacobians (the QR method of Benettin et al. "
             r"1980, as Engelken, Wolf and Abbott do for RNNs), in natural logarithms per step. The LSTM's cell path is "
-            r"where a gate acts directly on this product; its derived block is"
-        )},
-        {"kind": "align", "lines": split_equation(derive.algebra.JacobianSymbol(*key), cc)},
-        {"kind": "text", "text": (
-            r"so a forget gate near 1 keeps the cell's contribution to the product. The experiments below vary the bias "
+            r"where a gate acts directly on this product; its derived block, $"
+            + derive.latex(derive.algebra.JacobianSymbol(*key)) + " = " + derive.latex(cc)
+            + r"$ (Section~\ref{sec:lstm}), shows that a forget gate near 1 keeps the cell's contribution to the product. The experiments below vary the bias "
             r"$\beta$ of the gate that keeps the state: the LSTM's $b_f = \beta$, PyTorch's GRU $b_z = \beta$ ($z = 1$ "
             r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it)."
         )},

@@ -107,6 +107,23 @@ def _num(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def refer_to_figures(blocks: list[dict]) -> list[dict]:
+    """``blocks`` with every figure referenced from the text: a figure no text block refers to is
+    pointed to at the end of the nearest text block before it ("… (Figure~\\ref{fig:x})")."""
+    text_refs = " ".join(b.get("text", "") for b in blocks if b["kind"] == "text")
+    out: list[dict] = []
+    for b in blocks:
+        ref = f"\\ref{{{b.get('label')}}}"
+        if b["kind"] == "figure" and b.get("label") and ref not in text_refs:
+            last_text = next((j for j in range(len(out) - 1, -1, -1) if out[j]["kind"] == "text"), None)
+            if last_text is None:
+                out.append({"kind": "text", "text": f"Figure~{ref}:"})
+            else:
+                out[last_text] = {**out[last_text], "text": out[last_text]["text"].rstrip() + f" (Figure~{ref})"}
+        out.append(b)
+    return out
+
+
 def _displays_once(blocks: list[dict]) -> list[dict]:
     """``blocks`` without a display whose math was already displayed earlier in the list.
 
