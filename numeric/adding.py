@@ -149,7 +149,7 @@ def _model(cell: str, hidden: int, seed: int, forget_bias: float | None = None) 
             return self.out(h[:, -1]).squeeze(-1)
 
     torch.manual_seed(seed)
-    model = Model()
+    model = Model().float()  # trained in float32 whatever the process-wide default dtype is
     if cell == "lstm" and forget_bias is not None:
         with torch.no_grad():  # torch's gate order is (i, f, g, o): the f chunk is rows n..2n
             model.rnn.bias_ih_l0[hidden : 2 * hidden] = float(forget_bias)

@@ -35,7 +35,15 @@ from gradproof.derive.activations import (
 from gradproof.derive.errors import GradproofError
 from gradproof.numeric.activations import numpy_pair
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_torch():
+    """float64 torch tensors inside this module's tests only (the default is process-wide)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
 
 # ---------------------------------------------------------------------------------------------
 # Reference table: spec, exact γ by hand, and the same σ written again in torch (independent of

@@ -31,7 +31,15 @@ from tests.derive.test_activations import (
     torch_derivative,
 )
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_torch():
+    """float64 torch tensors inside this module's tests only (the default is process-wide)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
 
 
 def sigma_np(spec: str) -> Callable:
