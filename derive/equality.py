@@ -33,8 +33,12 @@ import sympy as sp
 __all__ = ["abstract_atoms", "difference_is_zero"]
 
 
-def abstract_atoms(exprs: Iterable[sp.Expr]) -> list[sp.Expr]:
-    """Replace ``exp`` and ``tanh`` atoms by fresh symbols, consistently across ``exprs``."""
+def abstract_atoms(exprs: Iterable[sp.Expr], *, normalise: bool = True) -> list[sp.Expr]:
+    """Replace ``exp`` and ``tanh`` atoms by fresh symbols, consistently across ``exprs``.
+
+    With ``normalise`` each round is brought to a canonical form by ``cancel`` (for ``simplify``);
+    the exact field check of :func:`difference_is_zero` needs none and skips it.
+    """
     out = [sp.sympify(e) for e in exprs]  # safe: SymPy objects, never user text
     k = 0
     while True:
@@ -49,7 +53,9 @@ def abstract_atoms(exprs: Iterable[sp.Expr]) -> list[sp.Expr]:
             s = sp.Dummy(f"g{k}")
             k += 1
             replacement[a] = (1 - s) / s if isinstance(a, sp.exp) else s
-        out = [sp.cancel(e.xreplace(replacement)) for e in out]
+        out = [e.xreplace(replacement) for e in out]
+        if normalise:
+            out = [sp.cancel(e) for e in out]
 
 
 def difference_is_zero(a: sp.Matrix, b: sp.Matrix) -> bool:
@@ -81,31 +87,13 @@ def difference_is_zero(a: sp.Matrix, b: sp.Matrix) -> bool:
     return True
 
 
-def _replace_atoms(exprs: list[sp.Expr]) -> list[sp.Expr]:
-    """:func:`abstract_atoms` without the normalising ``cancel`` (the field check needs none)."""
-    out, k = exprs, 0
-    while True:
-        atoms: set[sp.Expr] = set()
-        for e in out:
-            atoms |= e.atoms(sp.exp, sp.tanh)
-        leaves = [a for a in atoms if not a.args[0].atoms(sp.exp, sp.tanh)]
-        if not leaves:
-            return out
-        replacement: dict[sp.Expr, sp.Expr] = {}
-        for a in sorted(leaves, key=sp.default_sort_key):
-            s = sp.Dummy(f"g{k}")
-            k += 1
-            replacement[a] = (1 - s) / s if isinstance(a, sp.exp) else s
-        out = [e.xreplace(replacement) for e in out]
-
-
 def _equal_as_rational_functions(a: list[sp.Expr], b: list[sp.Expr]) -> bool:
     """True when every pair is one element of ℚ(symbols) after the atoms are abstracted.
 
     False means "not settled here" (not "unequal"): an entry outside the field, or two entries
     equal only through a relation between atoms.
     """
-    flat = _replace_atoms(a + b)
+    flat = abstract_atoms(a + b, normalise=False)
     gens = sorted(set().union(*(e.free_symbols for e in flat)), key=sp.default_sort_key)
     field = sp.QQ.frac_field(*gens) if gens else sp.QQ
     try:
