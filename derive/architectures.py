@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .algebra import M, N, JacobianSymbol, explicit, latex
 from .cells import LSTM, Cell, cell as _cell
@@ -470,7 +471,36 @@ def _layer(c: Cell, n: int, m: int, tag: str) -> tuple:
 
 
 def _apply(ex, expr: sp.Matrix, prev: sp.Matrix, x: sp.Matrix) -> sp.Matrix:
-    return expr.xreplace(dict(zip(list(ex.state) + list(ex.x), list(prev) + list(x))))
+    rule = dict(zip(list(ex.state) + list(ex.x), list(prev) + list(x)))
+    return expr.applyfunc(lambda e: _substitute(e, rule, {}))
+
+
+def _substitute(e: sp.Basic, rule: dict, seen: dict) -> sp.Basic:
+    """``e.xreplace(rule)``, except that a Piecewise is rebuilt as it is (``evaluate=False``).
+
+    Rebuilding a Piecewise whose conditions now hold other Piecewise expressions makes SymPy fold
+    and simplify the conditions (``piecewise_fold`` + ``simplify_logic``), which took minutes for
+    a relu RNN unrolled three steps with n = 2; the unevaluated Piecewise is the same function.
+    """
+    if e in rule:
+        return rule[e]
+    if not e.args:
+        return e
+    if e in seen:
+        return seen[e]
+    args = tuple(_substitute(a, rule, seen) for a in e.args)
+    if args == e.args:
+        out = e
+    elif isinstance(e, ExprCondPair):  # its __new__ folds a Piecewise inside the condition
+        out = sp.Tuple.__new__(ExprCondPair, *args)
+    elif isinstance(e, sp.Piecewise):  # as Piecewise.__new__ ends, without re-making the pairs
+        out = sp.Basic.__new__(sp.Piecewise, *args)
+    elif isinstance(e, sp.logic.boolalg.BooleanFunction) or e.is_Relational:
+        out = e.func(*args, evaluate=False)
+    else:
+        out = e.func(*args)
+    seen[e] = out
+    return out
 
 
 def _inputs(m: int, steps: int) -> tuple:
