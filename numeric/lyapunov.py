@@ -49,6 +49,7 @@ so memory is O(CHUNK·S² + S·k) whatever T is.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -168,6 +169,12 @@ def initial_frame(size: int, k: int) -> np.ndarray:
     return q
 
 
+@functools.lru_cache(maxsize=8)
+def _lower_mask(size: int) -> np.ndarray:
+    """(size, size) ones on and below the diagonal, zeros above."""
+    return np.tri(size)
+
+
 def _lower_inverse(L: np.ndarray) -> np.ndarray:
     r"""The inverse of a lower triangular matrix, exactly lower triangular, by blocked doubling.
 
@@ -202,7 +209,7 @@ def _lower_inverse(L: np.ndarray) -> np.ndarray:
     out = np.zeros((K, K))
     b = np.arange(count)
     leaves = full.reshape(count, size, count, size)[b, :, b, :]  # (count, size, size)
-    out.reshape(count, size, count, size)[b, :, b, :] = np.linalg.inv(leaves) * np.tri(size)
+    out.reshape(count, size, count, size)[b, :, b, :] = np.linalg.inv(leaves) * _lower_mask(size)
     m = size
     while m < K:
         pairs = K // (2 * m)
@@ -238,10 +245,9 @@ def _cholesky_qr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         except np.linalg.LinAlgError:
             return None
         diag = np.diagonal(L)
-        if not (np.all(np.isfinite(diag)) and np.all(diag > 0)):
-            return None
         inv = _lower_inverse(L)
-        kappa = math.sqrt(float(np.trace(g))) * float(np.linalg.norm(inv))
+        # NaN or inf anywhere (a zero or non-finite L_ii) fails this test too
+        kappa = math.sqrt(float(np.trace(g)) * float(np.vdot(inv, inv)))
         if not kappa <= CHOLESKY_MAX_KAPPA:
             return None
         # A L^{-T} with L^{-T} upper triangular: one split saves a quarter of the product
