@@ -151,3 +151,28 @@ def test_rejected_cholesky_steps_fall_back_to_householder(monkeypatch) -> None:
     # one attempt, then CHOLESKY_BACKOFF Householder steps before the next attempt
     assert counts["rejected"] <= 200 // lyapunov_module.CHOLESKY_BACKOFF + 1
     np.testing.assert_allclose(spec.exponents, expected, rtol=0, atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(1, 40),
+    extra=st.integers(0, 10),
+    spread=st.floats(0.0, 12.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_cholesky_qr_step_property(k: int, extra: int, spread: float, seed: int) -> None:
+    # columns scaled over up to e^12: either refused, or the same diagonal and the same flag as
+    # Householder QR to the accuracy the κ limit guarantees
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k + extra, k)) * np.exp(spread * rng.uniform(-0.5, 0.5, k))
+    result = _cholesky_qr(a)
+    kappa = np.linalg.cond(a)
+    if result is None:
+        assert kappa > 1e3  # only ill-conditioned frames are refused (κ_F ≤ k·κ)
+        return
+    q, logs = result
+    q_h, r_h = np.linalg.qr(a)
+    np.testing.assert_allclose(logs, np.log(np.abs(np.diagonal(r_h))), rtol=0, atol=1e-15 * kappa**2 + 1e-13)
+    U = q_h.T @ q
+    assert np.abs(np.tril(U, -1)).max(initial=0.0) <= 1e-14 * kappa + 1e-15
+    np.testing.assert_allclose(q.T @ q, np.eye(k), rtol=0, atol=1e-15 * kappa**2 + 1e-14)
