@@ -482,7 +482,7 @@ def cell_regime(cell: Cell, params: Mapping[str, Any]) -> CellRegime:
     else:
         verdict = EXPLODING
         explanation = (
-            f"the derived bound eta = {eta:.6g}{assumption} > 1, so the theorem does not rule out exploding "
+            f"the derived bound eta = {eta:.6g} > 1{assumption}, so the theorem does not rule out exploding "
             "gradients (eta > 1 is necessary for them, not sufficient)"
         )
     blocks: dict[str, Any] = {}
