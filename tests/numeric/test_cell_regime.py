@@ -179,3 +179,16 @@ def test_property_torch_norms_below_beta_below_eta(scale, seed):
     eta = regime(c, p).eta
     assert np.all(norms <= beta * (1 + 1e-12) + 1e-300)
     assert np.all(beta <= eta * (1 + 1e-12))
+
+
+def test_builtin_rnn_by_name_matches_the_activation_form():
+    """bound_profile("rnn-tanh", params, xs) and bound_profile("tanh", W_h, z) are the same bounds
+    (docs/math.md §1: β_t = max|tanh'(z_t)| σ_max(W_h), η = γ σ_max(W_h))."""
+    p = num.init("rnn-tanh", hidden=4, inputs=2, seed=3)
+    xs = num.random_sequence(15, 2, seed=4)
+    z = num.unroll("rnn-tanh", p, xs).intermediates()["z"]
+    a = bound_profile("rnn-tanh", p, xs)
+    b = bound_profile("tanh", p["W_h"], z)
+    np.testing.assert_allclose(a.log_data_bound, b.log_data_bound, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(a.log_eta_bound, b.log_eta_bound, rtol=1e-13, atol=1e-13)
+    assert a.eta == pytest.approx(b.eta, rel=1e-14)
