@@ -155,9 +155,8 @@ def _fmt(x: float) -> str:
 
 def _as_cell(spec: Any) -> Cell | None:
     """The cell when ``spec`` is a cell or a cell's name (built-in or shipped), else None."""
-    from ..derive.cells import Cell, cell as make_cell
+    from ..derive.cells import CELL_NAMES, Cell, cell as make_cell
     from ..derive.define import SHIPPED_CELL_NAMES
-    from ..derive.cells import CELL_NAMES
 
     if isinstance(spec, Cell):
         return spec
