@@ -22,7 +22,7 @@ from ..numeric import gradient_profile, init, random_sequence, verify
 from ..numeric.regime import bound_profile, regime
 from . import plots
 from .latex import escape_tex
-from .sections import Context, _align_definitions, _fig, _num, _prose, split_equation
+from .sections import Context, _align_definitions, _displays_once, _fig, _num, _prose, split_equation
 
 __all__ = ["section_user_cell", "HIDDEN", "INPUTS", "VERIFY_STEPS", "PROFILE_STEPS"]
 
@@ -33,8 +33,9 @@ REFERENCES = ("torch", "complex-step")
 def _typed(source: str) -> dict:
     """The equations exactly as typed, line by line, in typewriter type (escaped, never parsed)."""
     lines = [ln.rstrip() for ln in source.strip("\n").splitlines() if ln.strip()]
-    body = r"\\ ".join(r"\texttt{" + escape_tex(ln).replace(" ", "~") + "}" for ln in lines)
-    return {"kind": "text", "text": r"\begin{quote}\raggedright " + body + r"\end{quote}"}
+    # "\ " keeps every space and still lets a long line break
+    body = r"\\ ".join(escape_tex(ln).replace(" ", "\\ ") for ln in lines)
+    return {"kind": "text", "text": r"\begin{quote}\raggedright\small\ttfamily " + body + r"\end{quote}"}
 
 
 def _bound_lines(lhs: sp.Expr, bound: sp.Expr) -> list[str]:
@@ -118,7 +119,7 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
     blocks: list[dict] = [
         {"kind": "text", "text": (
             "The cell \\texttt{" + escape_tex(c.name) + "} (state " + escape_tex(state) + ") was given as equations in "
-            "\\texttt{" + escape_tex(origin) + "}, exactly as typed:"
+            "\\texttt{" + escape_tex(origin.replace("\\", "/").rsplit("/", 1)[-1]) + "}, exactly as typed:"
         )},
         _typed(source),
         {"kind": "text", "text": "Parsed by gradproof's whitelist parser (never evaluated as code), they read:"},
@@ -179,4 +180,5 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
         + (r" and $\eta^{T-t}$." if "eta^(T-t)" in curves else " (no data-free bound: it grows with the state).")
     )))  # fmt: skip
     title = "Your cell: " + escape_tex(c.name)
-    return {"title": title, "label": "sec:user_cell", "blocks": blocks}, results
+    # a named Jacobian that is also a block of the state Jacobian is displayed once
+    return {"title": title, "label": "sec:user_cell", "blocks": _displays_once(blocks)}, results
