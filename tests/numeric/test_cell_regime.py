@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradproof.numeric as num
@@ -22,6 +22,7 @@ from gradproof.derive import SHIPPED_CELL_NAMES, cell, define_cell
 from gradproof.numeric.cell_regime import UNDECIDED, CellRegime, step_bounds
 from gradproof.numeric.regime import EXPLODING, VANISHING, bound_profile, model_regime, regime
 from gradproof.numeric.torch_reference import TorchReference
+from tests.derive.test_define_random import cells as random_cells
 
 HIDDEN, INPUTS, T = 3, 2, 12
 
@@ -192,3 +193,24 @@ def test_builtin_rnn_by_name_matches_the_activation_form():
     np.testing.assert_allclose(a.log_data_bound, b.log_data_bound, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(a.log_eta_bound, b.log_eta_bound, rtol=1e-13, atol=1e-13)
     assert a.eta == pytest.approx(b.eta, rel=1e-14)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(c=random_cells(), seed=st.integers(0, 2**16), scale=st.floats(0.1, 3.0))
+def test_property_random_cells_bounds_are_sound(c, seed, scale):
+    """For random compositions of gates, states, products, sums and 1 - a: the torch step
+    Jacobians never exceed the derived step bound β_t, β_t never exceeds η, and the states stay
+    inside the ranges claimed from an initial state in [-1, 1]."""
+    p = {k: scale * v for k, v in num.init(c, hidden=2, inputs=2, seed=seed).items()}
+    xs = num.random_sequence(6, 2, seed=seed + 1, scale=3.0)
+    s0 = np.random.default_rng(seed).uniform(-1, 1, size=c.state_size(2))
+    beta = step_bounds(c, p, xs, s0)
+    norms = _spectral(_torch_jacobians(c, p, xs, s0))
+    assert np.all(norms <= beta * (1 + 1e-12) + 1e-300)
+    r = regime(c, p)
+    if math.isfinite(r.eta):
+        assert np.all(beta <= r.eta * (1 + 1e-12))
+    states = num.unroll(c, p, xs, s0).states
+    for k, (name, (lo, hi)) in enumerate(r.state_ranges):
+        block = states[:, k * 2 : (k + 1) * 2]
+        assert np.all(block >= lo - 1e-12) and np.all(block <= hi + 1e-12), name
