@@ -283,8 +283,10 @@ def _cell_table(r: Any, source: str) -> list[str]:
     lines.append(f"  {r.explanation}")
     if r.blocks:
         head = ("block", "activation", "gamma", "sigma_max", "rho", "eta", "regime")
-        body = [(k, b.activation, b.gamma_exact, _num(b.sigma_max), _num(b.spectral_radius), _num(b.eta),
-                 b.verdict) for k, b in r.blocks.items()]  # fmt: skip
+        # a γ without closed form is its certified upper end, a long rational: shown as a decimal
+        body = [(k, b.activation, b.gamma_exact if len(b.gamma_exact) <= 12 else f"<= {_num(b.gamma)}",
+                 _num(b.sigma_max), _num(b.spectral_radius), _num(b.eta), b.verdict)
+                for k, b in r.blocks.items()]  # fmt: skip
         widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
         for row in (head, *body):
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

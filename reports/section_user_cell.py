@@ -156,7 +156,8 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
     if r.blocks:
         blocks.append({"kind": "table",
                        "columns": ["block", "activation", r"$\gamma$", r"$\sigma_{\max}$", r"$\rho$", r"$\eta$", "verdict"],
-                       "rows": [[escape_tex(k), escape_tex(b["activation"]), escape_tex(b["gamma_exact"]),
+                       "rows": [[escape_tex(k), escape_tex(b["activation"]),
+                                 escape_tex(b["gamma_exact"]) if len(b["gamma_exact"]) <= 12 else f"$\\le {_num(b['gamma'], 6)}$",
                                  f"${_num(b['sigma_max'])}$", f"${_num(b['spectral_radius'])}$", f"${_num(b['eta'])}$",
                                  escape_tex(b["regime"])] for k, b in reg["blocks"].items()],
                        "align": "llrrrrl", "label": "tab:user_cell_blocks",
