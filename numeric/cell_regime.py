@@ -441,6 +441,18 @@ def cell_regime(cell: Cell, params: Mapping[str, Any]) -> CellRegime:
     Returns
     -------
     CellRegime
+
+    Examples
+    --------
+    IndRNN's step Jacobian is diag(relu'(z) ⊙ u), so η = max|u| (γ of relu is 1):
+
+    >>> import numpy as np
+    >>> from gradproof.derive import cell
+    >>> from gradproof.numeric import init
+    >>> p = {**init(cell("indrnn"), hidden=3, inputs=2, seed=0), "u": np.array([0.5, -0.8, 0.1])}
+    >>> r = cell_regime(cell("indrnn"), p)
+    >>> r.eta, r.verdict
+    (0.8, 'vanishing guaranteed')
     """
     from .regime import BOUNDARY, EXPLODING, VANISHING, _RTOL_SINGULAR, regime
 
