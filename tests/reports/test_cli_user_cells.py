@@ -47,7 +47,9 @@ def test_derive_and_verify_from_the_file(name, capsys):
 
 @pytest.mark.parametrize("name", list(CELLS))
 def test_bound_from_the_file(name, capsys):
-    args = ["bound", "--equations", _file(name), "--state", CELLS[name], "--hidden", "3", "--inputs", "2", "--seed", "5"]
+    # a generous budget: the symbolic derivation of a gated cell takes about a second, more on a busy machine
+    args = ["--time-limit", "60", "bound", "--equations", _file(name), "--state", CELLS[name], "--hidden", "3",
+            "--inputs", "2", "--seed", "5"]
     assert main([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     p = num.init(shipped_cell(name), hidden=3, inputs=2, seed=5)
