@@ -38,11 +38,34 @@ def _typed(source: str) -> dict:
     return {"kind": "text", "text": r"\begin{quote}\raggedright\small\ttfamily " + body + r"\end{quote}"}
 
 
+_LONG = 250  # characters of LaTeX beyond which a product of a sum and other factors is split
+
+
+def _term_lines(term: sp.Expr) -> list[str]:
+    """One term of the bound as one line, or, when it is a long product (a + b) c, as lines
+    ``\\Big(a``, ``+ b``, ``\\Big) c`` (layout only; each piece printed by ``derive.latex``)."""
+    text = latex(term)
+    if len(text) <= _LONG or not isinstance(term, sp.Mul):
+        return [text]
+    sums = [f for f in term.args if isinstance(f, sp.Add)]
+    if not sums:
+        return [text]
+    others = [f for f in term.args if f is not sums[0]]
+    lines = [r"\Big(" + latex(sums[0].args[0])]
+    lines += [r"\qquad + " + latex(a) for a in sums[0].args[1:]]
+    lines.append(r"\qquad \Big) " + latex(sp.Mul(*others)))
+    return lines
+
+
 def _bound_lines(lhs: sp.Expr, bound: sp.Expr) -> list[str]:
     """``lhs ≤ bound`` as align lines, one term of a long sum per line."""
     terms = list(bound.args) if isinstance(bound, sp.Add) else [bound]
-    out = [f"{latex(lhs)} &\\le {latex(terms[0])}"]
-    out += [f"&\\quad + {latex(t)}" for t in terms[1:]]
+    out: list[str] = []
+    for k, t in enumerate(terms):
+        pieces = _term_lines(t)
+        head = f"{latex(lhs)} &\\le " if k == 0 else "&\\quad + "
+        out.append(head + pieces[0])
+        out += ["&\\quad " + piece for piece in pieces[1:]]
     return out
 
 

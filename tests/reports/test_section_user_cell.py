@@ -86,3 +86,19 @@ def test_gamma_of_a_cell_without_closed_form_is_an_enclosure(tmp_path):
     # the vanilla form: eta = gamma_hi * sigma_max(W) (docs/math.md §1), shown in the text
     W = np.asarray(results["regime"]["blocks"]["W"]["sigma_max"])
     assert results["regime"]["eta"] == pytest.approx(g["gamma_upper"] * float(W), rel=1e-14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_section_compiles_without_overfull_lines(tmp_path, name):
+    """The typed equations, every Jacobian block and the bounds fit the page (no overfull box)."""
+    from gradproof.reports.figures import use_style
+    from gradproof.reports.latex import compile_pdf, overfull_boxes
+
+    use_style()
+    _, _, section, _ = _build(tmp_path, name)
+    tex = tmp_path / "report.tex"
+    tex.write_text(render_report({"title": "t", "date": "d", "version": "v", "seed": 0, "sections": [section]}))
+    compile_pdf(tex)
+    assert (tmp_path / "report.pdf").is_file()
+    assert overfull_boxes(tmp_path / "report.log", min_pt=1.0) == []
