@@ -189,7 +189,7 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
         blocks.append({"kind": "text", "text": "Table~\\ref{tab:user_cell_blocks}: " + escape_tex(reg["note"])})
     curves = {"measured": prof.log_spectral, "data-dependent bound": bp.log_data_bound}
     if eta is not None and math.isfinite(eta):
-        curves["eta^(T-t)"] = bp.log_eta_bound
+        curves[r"$\eta^{T-t}$"] = bp.log_eta_bound
     blocks.append({"kind": "text", "text": (
         f"Figure~\\ref{{fig:user_cell_profile}}: on a random input sequence ($T = {pro['steps']}$, zero initial "
         f"state) the gradient norm changes by "
@@ -201,7 +201,7 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
                        "user_cell_profile", (
         r"$\|\partial s^{(T)}/\partial s^{(t)}\|_2$ of \texttt{" + escape_tex(c.name) + "} (hidden "
         + str(HIDDEN) + ") against the product of the per-step bounds"
-        + (r" and $\eta^{T-t}$." if "eta^(T-t)" in curves else " (no data-free bound: it grows with the state).")
+        + (r" and $\eta^{T-t}$." if r"$\eta^{T-t}$" in curves else " (no data-free bound: it grows with the state).")
     )))  # fmt: skip
     title = "Your cell: " + escape_tex(c.name)
     # a named Jacobian that is also a block of the state Jacobian is displayed once
