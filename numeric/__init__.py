@@ -22,6 +22,7 @@ from .initialization import init, random_sequence
 from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
 from .profile import GradientProfile
 from .references import REFERENCES, get_reference
+from .cell_regime import CellRegime
 from .regime import Regime, bound_profile, regime
 from .sensitivity import input_sensitivity
 from .stacked import (
@@ -59,6 +60,7 @@ __all__ = [
     "REFERENCES",
     "regime",
     "Regime",
+    "CellRegime",
     "bound_profile",
     "clip_by_norm",
     "clip_by_value",

@@ -153,6 +153,22 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _as_cell(spec: Any) -> Cell | None:
+    """The cell when ``spec`` is a cell or a cell's name (built-in or shipped), else None."""
+    from ..derive.cells import CELL_NAMES, Cell, cell as make_cell
+    from ..derive.define import SHIPPED_CELL_NAMES
+
+    if isinstance(spec, Cell):
+        return spec
+    if isinstance(spec, str) and spec.strip().lower() in CELL_NAMES + SHIPPED_CELL_NAMES:
+        return make_cell(spec.strip().lower())
+    return None
+
+
+def _is_defined(c: Cell) -> bool:
+    return c.kind == "defined"
+
+
 # --------------------------------------------------------------------------- regime
 
 
@@ -284,19 +300,22 @@ def _explain(
     return f"{head}; {tail}."
 
 
-def regime(activation: str | Activation, W: Any) -> Regime:
+def regime(activation: str | Activation | Cell, W: Any) -> Any:
     """Classify a recurrent matrix by the Pascanu et al. (2013) theorem (docs/math.md §1).
 
     Parameters
     ----------
-    activation : str or Activation
-        σ, by name, expression in ``x``, or object; γ = sup|σ'| is derived by SymPy.
-    W : array_like, (n, n)
-        The recurrent weight matrix W_h.
+    activation : str or Activation or Cell
+        σ, by name, expression in ``x``, or object; γ = sup|σ'| is derived by SymPy. A cell
+        (``derive.define_cell(...)``, or a cell name such as ``"mgu"`` or ``"lstm"``) instead
+        classifies that cell: then ``W`` is its parameter dict.
+    W : array_like, (n, n), or mapping str → ndarray
+        The recurrent weight matrix W_h; for a cell, its parameters (as from ``numeric.init``).
 
     Returns
     -------
-    Regime
+    Regime; for a defined cell a :class:`numeric.cell_regime.CellRegime` (the derived step bound
+    η, every γ, the per-block verdicts), for a built-in cell a :class:`ModelRegime`.
 
     Examples
     --------
@@ -305,6 +324,9 @@ def regime(activation: str | Activation, W: Any) -> Regime:
     >>> r.verdict, r.eta
     ('vanishing guaranteed', 0.5)
     """
+    c = _as_cell(activation)
+    if c is not None:
+        return model_regime(c, W)
     act = resolve_activation(activation)
     W = check_square_matrix(W)
     g_exact, g = _gamma_of(act)
@@ -405,13 +427,18 @@ class BoundProfile:
         return replace(self, log_measured=_frozen(arr))
 
 
-def bound_profile(activation: str | Activation, W: Any, pre_activations: Any) -> BoundProfile:
+def bound_profile(
+    activation: str | Activation | Cell, W: Any, pre_activations: Any, s0: Any = None
+) -> BoundProfile:
     """Evaluate the η bound and the data-dependent bound along a trajectory, in log space.
 
     Parameters
     ----------
-    activation : str or Activation
-        σ of the vanilla RNN.
+    activation : str or Activation or Cell
+        σ of the vanilla RNN. A cell (``derive.define_cell(...)``, or the name of a shipped or
+        built-in cell such as ``"indrnn"``) instead bounds that cell's state Jacobians with its
+        derived per-step bound (:func:`numeric.cell_regime.cell_bound_profile`); then the next
+        arguments are ``params``, ``xs`` (T, inputs) and optionally ``s0`` (S,).
     W : array_like, (n, n)
         Recurrent matrix W_h.
     pre_activations : array_like, (T, n)
@@ -431,6 +458,13 @@ def bound_profile(activation: str | Activation, W: Any, pre_activations: Any) ->
 
     Sums of logs never under- or overflow, so horizons of 10^5 steps are fine.
     """
+    c = _as_cell(activation)
+    if c is not None:
+        from .cell_regime import cell_bound_profile
+
+        return cell_bound_profile(c, W, pre_activations, s0)
+    if s0 is not None:
+        raise GradproofError("s0 goes with a cell (bound_profile(cell, params, xs, s0)), not with an activation")
     act = resolve_activation(activation)
     W = check_square_matrix(W)
     z = np.asarray(pre_activations)
@@ -637,7 +671,8 @@ def model_regime(
     Parameters
     ----------
     cell : str or Cell
-        ``rnn-*``, ``lstm``, ``gru`` or ``gru-torch``.
+        ``rnn-*``, ``lstm``, ``gru`` or ``gru-torch``; a defined cell (or a shipped one by name,
+        ``lstm-peephole lstm-coupled mgu indrnn``) gives a :class:`numeric.cell_regime.CellRegime`.
     params : mapping str → ndarray
         The cell's parameters (CONTRACT names): ``W_h`` (n, n) for the RNN; ``W_f W_i W_o W_c``
         and ``b_f`` for the LSTM; ``W_r W_z W_n`` and ``b_z`` (gru-torch); ``W_u W_r W_h`` and
@@ -655,6 +690,12 @@ def model_regime(
     c = make_cell(cell) if isinstance(cell, str) else cell
     if not isinstance(params, Mapping):
         raise GradproofError(f"expected params as a mapping name -> array, got {type(params).__name__}")
+    if _is_defined(c):
+        if activation is not None:
+            raise GradproofError(f"the cell {c.name} names its activations in its equations; drop the activation argument")
+        from .cell_regime import cell_regime
+
+        return cell_regime(c, params)  # type: ignore[return-value]
     if c.kind == "rnn":
         if "W_h" not in params:
             raise GradproofError("expected parameter 'W_h' (n, n) for an RNN, it is missing")

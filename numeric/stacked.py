@@ -559,6 +559,7 @@ class StackRegime:
             "layers": [{"layer": label, **r.to_json()} for label, r in self.layers],
             "stack": {
                 "regime": self.verdict,
+                "scope": "whole stack" if self.explanation.startswith("whole stack") else "worst block",
                 "worst_layer": self.worst,
                 "eta_time": self.eta_time,
                 "eta_depth": self.eta_depth,
@@ -631,12 +632,13 @@ def stack_regime(model: StackedModel) -> StackRegime:
             how = f"the largest eta is 1 ({worst}): the theorem decides nothing"
     else:
         how = (
-            f"the worst layer's headline block ({worst}, eta = {eta:.6g}) decides; for the {c.name} cell "
-            "each block's verdict bounds that gate's term alone (the step Jacobian sums such terms "
-            "and the direct path carries the long-range gradient), so this is not a bound on the stack"
+            f"{worst}, {layers[worst_i][1].main} (eta = {eta:.6g}): {verdict} for that gate's term alone; "
+            f"the {c.name} step Jacobian sums such terms and the direct path carries the long-range "
+            "gradient, so this bounds no layer and not the stack"
         )
     return StackRegime(
         model=c.name, num_layers=model.num_layers, bidirectional=model.bidirectional,
         hidden=model.hidden, layers=layers, verdict=verdict, worst=worst, eta_time=eta,
-        eta_depth=eta_depth, explanation=f"whole stack: {verdict}: {how}.",
+        eta_depth=eta_depth,
+        explanation=f"whole stack: {verdict}: {how}." if c.kind == "rnn" else f"worst block: {how}.",
     )  # fmt: skip

@@ -6,6 +6,7 @@
     gradproof bound --torch-model lstm.pt [--json]
     gradproof bound --nonlinearity relu --torch-model rnn.pt    # nn.RNN state_dicts omit tanh/relu
     gradproof bound --torch-model net.pt --prefix rnn.          # the nn.LSTM inside a Net
+    gradproof bound --equations mgu.txt --state h [--weights params.npz | --hidden 4 --seed 0]
 
 All mathematics comes from :mod:`numeric.regime`; this module reads files and prints.
 """
@@ -13,6 +14,7 @@ All mathematics comes from :mod:`numeric.regime`; this module reads files and pr
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -20,9 +22,10 @@ import click
 import numpy as np
 
 from ..derive.errors import GradproofError
+from .cell_option import equations_options
 from .model_option import torch_model_options
 
-__all__ = ["command", "analyse_weights", "analyse_torch_model"]
+__all__ = ["command", "analyse_weights", "analyse_torch_model", "analyse_cell"]
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -133,6 +136,38 @@ def analyse_torch_model(
     return stack_regime(user.model)
 
 
+def _load_params(path: str) -> dict[str, np.ndarray]:
+    """The named parameters of an ``.npz`` archive (numpy.savez(path, W_f=..., ...))."""
+    if not os.path.isfile(path):
+        raise GradproofError(f"no parameters file at {path!r}; save one with numpy.savez('p.npz', W=W, b=b, ...)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError("not an archive")
+            return {k: np.array(archive[k]) for k in archive.files}
+    except Exception as exc:  # noqa: BLE001 - numpy raises several types for a bad file
+        raise GradproofError(
+            f"cannot read {path!r} as an .npz archive of named parameters ({_one_line(_first_line(exc), 160)}); "
+            "save them with numpy.savez('p.npz', W_f=W_f, b_f=b_f, ...)"
+        ) from None
+
+
+def analyse_cell(cell: Any, *, weights: str | None = None, hidden: int = 4, inputs: int = 3,
+                 seed: int = 0) -> Any:
+    """The :class:`numeric.cell_regime.CellRegime` of a cell: with the parameters of ``weights``
+    (an ``.npz`` keyed by the equations' names), else with ``numeric.init(cell, hidden, inputs, seed)``."""  # fmt: skip
+    from ..numeric import init
+    from ..numeric.initialization import check_parameters
+    from ..numeric.regime import regime
+
+    if weights is not None:
+        params = _load_params(weights)
+        check_parameters(cell, params)
+    else:
+        params = init(cell, hidden=hidden, inputs=inputs, seed=seed)
+    return regime(cell, params)
+
+
 def user_kind(path: str, prefix: str | None) -> str:
     from ..numeric.convert import read_torch_file
 
@@ -230,6 +265,37 @@ def _model_table(m: Any, path: str) -> list[str]:
     return lines
 
 
+def _cell_table(r: Any, source: str) -> list[str]:
+    """``bound --equations``: every γ, the derived bound, η and the verdict, then the blocks."""
+    from ..derive.algebra import text
+
+    lines = [f"gradproof bound: {r.model} (state {', '.join(r.state)}; hidden {r.hidden}) {source}"]
+    for name, g in r.gammas.items():
+        lines.append(f"  gamma = sup|sigma'| of {name}: {g.text}")
+    lines.append(f"  derived bound: ||ds(t)/ds(t-1)||_2 <= {text(r.bound)}")
+    lines.append("    (MaxAbs(v) = max_k |v_k|, SigmaMax(W) = the largest singular value of W)")
+    ranges = [f"{k} in [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in r.state_ranges if math.isfinite(lo) and math.isfinite(hi)]
+    if ranges:
+        lines.append(f"  state ranges (from an initial state in [-1, 1]): {', '.join(ranges)}")
+    eta = _num(r.eta) if math.isfinite(r.eta) else "inf (grows with " + ", ".join(r.unbounded or ("the state",)) + ")"
+    lines.append(f"  eta = sup of the bound: {eta}")
+    lines.append(f"  regime: {r.verdict}")
+    lines.append(f"  {r.explanation}")
+    if r.blocks:
+        head = ("block", "activation", "gamma", "sigma_max", "rho", "eta", "regime")
+        # a γ without closed form is its certified upper end, a long rational: shown as a decimal
+        body = [(k, b.activation, b.gamma_exact if len(b.gamma_exact) <= 12 else f"<= {_num(b.gamma)}",
+                 _num(b.sigma_max), _num(b.spectral_radius), _num(b.eta), b.verdict)
+                for k, b in r.blocks.items()]  # fmt: skip
+        widths = [max(len(row[i]) for row in (head, *body)) for i in range(len(head))]
+        for row in (head, *body):
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        w = r.main_regime
+        lines.append(f"  worst block: {r.main} ({w.activation}), eta = {_num(w.eta)}: {w.verdict} for that term alone")
+        lines.append(f"  {r.note}")
+    return lines
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -249,7 +315,8 @@ def _model_table(m: Any, path: str) -> list[str]:
     "--weights",
     metavar="FILE.npy",
     default=None,
-    help="The recurrent matrix W_h (n, n), saved with numpy.save.",
+    help="The recurrent matrix W_h (n, n), saved with numpy.save; with --equations an .npz of the "
+    "cell's named parameters (numpy.savez).",
 )
 @click.option(
     "--torch-model",
@@ -260,11 +327,41 @@ def _model_table(m: Any, path: str) -> list[str]:
 )
 @torch_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@equations_options
+@click.option("--hidden", type=click.IntRange(1, 512), default=None,
+              help="With --equations and no --weights: hidden size n of the random weights [4].")
+@click.option("--inputs", type=click.IntRange(1, 512), default=None,
+              help="With --equations and no --weights: input size m of the random weights [3].")
+@click.option("--seed", type=click.IntRange(0), default=None,
+              help="With --equations and no --weights: seed of the random weights [0].")
 def command(activation: str | None, weights: str | None, torch_model: str | None, nonlinearity: str | None,
-            prefix: str | None, as_json: bool) -> None:
+            prefix: str | None, as_json: bool, eq_file: str | None = None, eq_state: str | None = None,
+            eq_name: str | None = None, hidden: int | None = None, inputs: int | None = None,
+            seed: int | None = None) -> None:
     """The Pascanu et al. (2013) bound: gamma, sigma_max, rho, eta = gamma*sigma_max and the
     regime (vanishing guaranteed if eta < 1, exploding possible if sigma_max > 1/gamma); for a
-    stacked or bidirectional model per layer, direction and gate block, and for the whole stack."""  # fmt: skip
+    stacked or bidirectional model per layer, direction and gate block, and for the whole stack;
+    for your own cell (--equations FILE --state h,c) every gamma, its derived step bound and eta."""  # fmt: skip
+    from .cell_option import user_cell
+
+    mine = user_cell(eq_file, eq_state, eq_name)
+    if mine is None and (hidden, inputs, seed) != (None, None, None):
+        raise click.UsageError("--hidden, --inputs and --seed go with --equations FILE")
+    if mine is not None:
+        if activation is not None or torch_model is not None or nonlinearity is not None or prefix is not None:
+            raise click.UsageError("--equations takes --weights PARAMS.npz or random weights (--hidden, "
+                                   "--inputs, --seed), not --activation, --torch-model, --nonlinearity or --prefix")  # fmt: skip
+        if weights is not None and (hidden, inputs, seed) != (None, None, None):
+            raise click.UsageError("--hidden, --inputs and --seed choose random weights; drop them with --weights")
+        r = analyse_cell(mine, weights=weights, hidden=hidden or 4, inputs=inputs or 3, seed=seed or 0)
+        source = f"from {weights}" if weights is not None else f"(random weights, seed {seed or 0})"
+        if as_json:
+            out = r.to_json()
+            out.update(equations=eq_file, weights=weights, seed=None if weights is not None else (seed or 0))
+            click.echo(json.dumps(out))
+        else:
+            click.echo("\n".join(_cell_table(r, source)))
+        return
     if (weights is None) == (torch_model is None):
         raise click.UsageError("pass exactly one of --weights FILE.npy or --torch-model FILE.pt")
     if weights is not None:

@@ -9,6 +9,7 @@ import click
 from tqdm import tqdm
 
 from ..derive import CELL_NAMES
+from .cell_option import equations_options
 from .model_option import torch_model_options
 from .report import ReportOptions, build_report
 
@@ -29,15 +30,19 @@ __all__ = ["command"]
 @click.option("--title", default=ReportOptions.title, show_default=False, help="The report's title.")
 @click.option("--no-pdf", is_flag=True, help="Write the .tex and figures only; do not run LaTeX.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every random draw.")
+@equations_options
 def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, nonlinearity: str | None,
-            prefix: str | None, title: str, no_pdf: bool, seed: int, experiments: Path | None = None) -> None:
-    """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT."""  # fmt: skip
+            prefix: str | None, title: str, no_pdf: bool, seed: int, experiments: Path | None = None,
+            eq_file: str | None = None, eq_state: str | None = None, eq_name: str | None = None) -> None:
+    """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT; with
+    --equations FILE --state h,c it has a section for your own cell."""  # fmt: skip
     if torch_model is None and (nonlinearity is not None or prefix is not None):
         raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
     options = ReportOptions(
         out=out, cells=tuple(c.lower() for c in cells) or CELL_NAMES, torch_model=torch_model,
         nonlinearity=nonlinearity, prefix=prefix,
         experiments=experiments, title=title, pdf=not no_pdf, seed=seed,
+        equations=None if eq_file is None else Path(eq_file), state=eq_state, cell_name=eq_name,
     )  # fmt: skip
     # progress on stderr when it is a terminal (tqdm's disable=None), quiet otherwise
     with tqdm(total=None, desc="report", unit="part", disable=None, leave=False, file=sys.stderr) as bar:

@@ -37,6 +37,9 @@ class ReportOptions:
     title: str = "Vanishing and exploding gradients in recurrent networks"
     pdf: bool = True
     seed: int = 0
+    equations: Path | None = None  # a user's cell: --equations FILE --state NAMES [--name NAME]
+    state: str | None = None
+    cell_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,10 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
                                      prefix=options.prefix)  # fmt: skip
     if options.experiments is not None:
         load_experiment(options.experiments)  # fail before any work when it is unreadable
+    from .cell_option import read_user_cell
+
+    mine = read_user_cell(None if options.equations is None else str(options.equations), options.state,
+                          options.cell_name)  # fmt: skip
     say = progress or (lambda _msg: None)
     use_style()
     messages: list[str] = []
@@ -109,6 +116,13 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
         parts: list[tuple[str, Callable]] = [*sections.SECTIONS, ("gates", section_gates)]
         if options.torch_model is not None:
             parts.append(("model", sections.section_model))
+        if mine is not None:
+            from functools import partial
+
+            from .section_user_cell import section_user_cell
+
+            parts.append(("user_cell", partial(section_user_cell, cell=mine[0], source=mine[1],
+                                               origin=str(options.equations))))  # fmt: skip
         parts.append(("verification", sections.section_verification))
         built, results = [], {"seed": options.seed, "cells": list(cells), "version": _version()}
         total = len(parts) + 1 + int(options.pdf)

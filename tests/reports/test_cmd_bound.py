@@ -190,7 +190,9 @@ def test_stacked_model_per_layer_direction_and_block(tmp_path: Path, bidirection
     stack = data["stack"]
     assert stack["eta_time"] == max(etas) and stack["worst_layer"] == labels[int(np.argmax(etas))]
     code, out, _ = _invoke(["--torch-model", path])
-    assert code == 0 and "whole stack:" in out and "W_z" in out and labels[-1] in out
+    assert code == 0 and "worst block:" in out and "W_z" in out and labels[-1] in out
+    assert "whole stack" not in out  # a gate block's verdict is never claimed for the stack
+    assert stack["scope"] == "worst block"
 
 
 def test_stacked_rnn_whole_stack_verdict(tmp_path: Path) -> None:
