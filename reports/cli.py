@@ -23,9 +23,11 @@ __all__ = ["main", "cli", "DEFAULT_TIME_LIMIT", "COMMAND_TIME_LIMITS"]
 DEFAULT_TIME_LIMIT = 5.0
 
 #: Commands whose default budget differs: verify's work grows with --hidden/--steps (and it
-#: imports torch); report builds a whole document and bench is a benchmark, both long by design.
+#: imports torch); bound certifies γ by interval arithmetic when it has no closed form (SiLU's
+#: enclosure alone takes about 5 s); report builds a whole document and bench is a benchmark,
+#: both long by design.
 # report, bench and experiment are long jobs by nature (a build, a benchmark, a training run): no default limit.
-COMMAND_TIME_LIMITS: dict[str, float | None] = {"verify": 60.0, "report": None, "bench": None, "experiment": None}
+COMMAND_TIME_LIMITS: dict[str, float | None] = {"verify": 60.0, "bound": 60.0, "report": None, "bench": None, "experiment": None}
 
 
 def _time_limit_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
