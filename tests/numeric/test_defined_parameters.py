@@ -1,0 +1,75 @@
+"""Cells with parameterised functions (leaky_relu(z, 0.2), hardtanh(z, -2, 2) …) against torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gradproof.numeric as num
+from gradproof.derive import define_cell
+from gradproof.numeric.torch_reference import TorchReference
+
+F = torch.nn.functional
+
+#: (call, the torch function with the same parameters, the kinks of σ)
+CASES = [
+    ("leaky_relu({z}, 0.2)", lambda t: F.leaky_relu(t, 0.2), (0.0,)),
+    ("elu({z}, 1.5)", lambda t: F.elu(t, 1.5), (0.0,)),
+    ("celu({z}, 0.5)", lambda t: F.celu(t, 0.5), (0.0,)),
+    ("hardtanh({z}, -2, 2)", lambda t: F.hardtanh(t, -2.0, 2.0), (-2.0, 2.0)),
+    ("softplus({z}, 2)", lambda t: F.softplus(t, 2.0), (10.0,)),
+    ("softplus({z}, 2, 5)", lambda t: F.softplus(t, 2.0, 5.0), (2.5,)),
+]
+IDS = [c.format(z="z") for c, _, _ in CASES]
+
+
+def _cell(call: str):
+    return define_cell("p", ("h", "c"), f"""
+g = {call.format(z="W_g @ h + U_g @ x + b_g")}
+c = sigmoid(W_f @ h + U_f @ x + b_f) * c + g
+h = tanh(c)
+""")
+
+
+@pytest.mark.parametrize("call,fn,kinks", CASES, ids=IDS)
+@pytest.mark.parametrize("reference", ["torch", "complex-step"])
+def test_verify_against_references(call, fn, kinks, reference):
+    c = _cell(call)
+    p = num.init(c, hidden=3, inputs=2, seed=0)
+    xs = num.random_sequence(6, 2, seed=1)
+    v = num.verify(c, p, xs, reference=reference)
+    assert v.ok
+    assert max(ch.max_rel for ch in v.checks) <= 1e-10
+
+
+@pytest.mark.parametrize("call,fn,kinks", CASES, ids=IDS)
+def test_step_jacobians_equal_torch_at_the_kinks(call, fn, kinks):
+    """Pre-activations exactly at every kink: gradproof's σ' follows PyTorch's autograd there."""
+    c = define_cell("k", ("h",), "h = " + call.format(z="W @ h + U @ x + b"))
+    p = num.init(c, hidden=len(kinks) + 1, inputs=1, seed=2)
+    n = len(kinks) + 1
+    p["b"] = np.array([*kinks, 0.7])  # h0 = 0, x = 0: z = b, on the kinks and one smooth point
+    xs = np.zeros((1, 1))
+    s0 = np.zeros(n)
+    mine = num.step_jacobians(c, p, xs, s0=s0)[0]
+    ref = TorchReference().step_jacobians(c, p, xs, s0)[0]
+    np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=0)
+    # and the diagonal factor is torch's own derivative at those points
+    z = torch.tensor(p["b"], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(fn(z).sum(), z)
+    expected = grad.numpy()[:, None] * p["W"]
+    np.testing.assert_allclose(mine, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("call,fn,kinks", CASES, ids=IDS)
+def test_torch_program_uses_the_parameters(call, fn, kinks):
+    c = define_cell("k", ("h",), "h = " + call.format(z="W @ h + U @ x + b"))
+    p = num.init(c, hidden=2, inputs=1, seed=3)
+    xs = num.random_sequence(3, 1, seed=4) * 4
+    states = TorchReference().forward(c, p, xs)
+    h = torch.zeros(2, dtype=torch.float64)
+    P = {k: torch.tensor(v, dtype=torch.float64) for k, v in p.items()}
+    for x in torch.tensor(xs, dtype=torch.float64):
+        h = fn(P["W"] @ h + P["U"] @ x + P["b"])
+    np.testing.assert_allclose(states[-1], h.numpy(), rtol=1e-14, atol=1e-15)
