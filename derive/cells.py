@@ -8,6 +8,10 @@ the lecture's notation (docs/math.md §1, §3, §4). Two views:
 * :meth:`Cell.explicit`: the same recurrence with scalar symbols for given sizes, for
   brute-force checks with ``Matrix.jacobian``.
 
+The built-ins' recurrences are written as the lecture's equations in :data:`BUILTIN_EQUATIONS`
+and read by the same whitelist parser as :func:`derive.define_cell` (the RNN's σ is bound to the
+name ``sigma``); the classes keep the documented parameter order, names and state order.
+
 >>> from gradproof.derive import cell
 >>> c = cell("lstm")
 >>> c.state_size(3), list(c.parameter_shapes(3, 2))[:3]

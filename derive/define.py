@@ -8,7 +8,11 @@ A researcher writes the recurrence as Python-like assignments, evaluated in orde
 
 ``@`` is the matrix product, ``*`` the elementwise (Hadamard) product, ``+ - /`` are elementwise
 (``/`` by a number only), numbers scale vectors and ``1 - u`` is allowed; functions are activation
-names (:func:`derive.activation`). ``x`` is the input; a state name on a right-hand side means the
+names (:func:`derive.activation`), with number parameters after the vector as in
+``torch.nn.functional``: ``leaky_relu(W @ h + b, 0.2)``, ``elu(z, 1.5)``, ``celu(z, 0.5)``,
+``hardtanh(z, -2, 2)``, ``softplus(z, 2)`` (β) or ``softplus(z, 2, 5)`` (β, threshold), meaning
+exactly what ``activation("leaky_relu(x, 0.2)")`` means, PyTorch's derivative at the kinks included;
+parameters must be number literals (an error names the line and column otherwise). ``x`` is the input; a state name on a right-hand side means the
 previous state until it is reassigned; the state names' final values are the next state. Every
 other name is a parameter, shaped by its use: a matrix times a state/hidden vector is n×n, a matrix
 times ``x`` is n×m, anything else an n-vector.
@@ -42,7 +46,10 @@ from .algebra import M, N, Act, OneMinus
 from .cells import Cell
 from .errors import GradproofError
 
-__all__ = ["DefinedCell", "define_cell", "SHIPPED", "SHIPPED_CELL_NAMES", "shipped_cell"]
+__all__ = [
+    "DefinedCell", "define_cell", "SHIPPED", "SHIPPED_CELL_NAMES", "shipped_cell",
+    "parse_equations", "program_definitions",
+]  # fmt: skip
 
 #: A program node: ("state", name) previous state; ("var", name, k) k-th assignment of a name;
 #: ("param", name); ("input",); ("num", Fraction); ("matmul", P, node); ("mul", a, b);
