@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gradproof.numeric as num
 from gradproof.derive import define_cell
@@ -73,3 +75,35 @@ def test_torch_program_uses_the_parameters(call, fn, kinks):
     for x in torch.tensor(xs, dtype=torch.float64):
         h = fn(P["W"] @ h + P["U"] @ x + P["b"])
     np.testing.assert_allclose(states[-1], h.numpy(), rtol=1e-14, atol=1e-15)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    fn=st.sampled_from(["leaky_relu", "elu", "celu", "softplus", "hardtanh"]),
+    a=st.floats(0.1, 3.0, allow_nan=False).map(lambda v: round(v, 3)),
+    seed=st.integers(0, 2**16),
+)
+def test_random_parameters_agree_with_torch_autodiff(fn, a, seed):
+    params = f"-{a!r}, {a!r}" if fn == "hardtanh" else repr(a)
+    c = define_cell("r", ("h",), f"h = 0.5 * {fn}(W @ h + U @ x + b, {params}) + 0.5 * h")
+    p = num.init(c, hidden=3, inputs=2, seed=seed)
+    xs = num.random_sequence(4, 2, seed=seed + 1) * 2
+    s0 = np.random.default_rng(seed).normal(size=3)
+    mine = num.step_jacobians(c, p, xs, s0=s0)
+    ref = TorchReference().step_jacobians(c, p, xs, s0)
+    np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_celu_torch_function_is_float64_exact_where_f_celu_is_not():
+    """F.celu's backward rounds 1/α to float32; the reference writes celu by its formula."""
+    from gradproof.numeric.activations import torch_function
+
+    alpha = 1.188
+    z = torch.tensor([-2.0, -0.5, 0.0, 0.7], dtype=torch.float64, requires_grad=True)
+    exact = np.array([np.exp(-2.0 / alpha), np.exp(-0.5 / alpha), 1.0, 1.0])
+    (ours,) = torch.autograd.grad(torch_function(f"celu(x, {alpha})")(z).sum(), z)
+    (theirs,) = torch.autograd.grad(F.celu(z, alpha).sum(), z)
+    np.testing.assert_allclose(ours.numpy(), exact, rtol=1e-15, atol=0)
+    assert np.max(np.abs(theirs.numpy() - exact)) > 1e-9  # the float32 rounding being avoided
+    np.testing.assert_allclose(torch_function(f"celu(x, {alpha})")(z).detach().numpy(),
+                               F.celu(z, alpha).detach().numpy(), rtol=1e-15, atol=1e-16)
