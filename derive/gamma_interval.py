@@ -43,7 +43,7 @@ import heapq
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 import sympy as sp
 
@@ -196,51 +196,82 @@ def _increasing(fn_name: str, box: Any) -> Any:
 
 def _enclose(expr: Expr, box: Any) -> Any:
     """An interval containing expr(x) for every x in ``box`` (an ``iv.mpf``)."""
+    _iv()
+    return _compiled(expr)(box)
+
+
+def _sum(values: list[Any]) -> Any:
+    return functools.reduce(lambda u, v: u + v, values)
+
+
+def _product(values: list[Any]) -> Any:
+    return functools.reduce(lambda u, v: u * v, values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expr: Expr) -> Callable[[Any], Any]:
+    """expr as a function box -> interval (the SymPy tree is walked once, then cached).
+
+    The rules, evaluated in mpmath's ``iv`` context (outward rounding): + and × of the
+    arguments' enclosures; integer powers, sqrt, else exp(e log b); exp, log, sin, cos directly;
+    tanh as 1 - 2/(e^{2u} + 1) and sinh, cosh through exp (tight: u appears once); atan and erf as
+    increasing functions of their ends; abs.
+    """
     iv = _iv()
     if expr == X:
-        return box
+        return lambda box: box
     if expr.is_Integer:
-        return iv.mpf(int(expr))
+        k = int(expr)
+        return lambda box: iv.mpf(k)
     if expr.is_Rational:
-        return iv.mpf(int(expr.p)) / int(expr.q)
+        p, q = int(expr.p), int(expr.q)
+        return lambda box: iv.mpf(p) / q
     if expr is sp.pi:
-        return iv.pi
+        return lambda box: iv.pi
     if expr is sp.E:
-        return iv.e
-    args = [_enclose(a, box) for a in expr.args]
+        return lambda box: iv.e
+    parts = [_compiled(a) for a in expr.args]
+
+    def args(box: Any) -> list[Any]:
+        return [f(box) for f in parts]
+
     if expr.is_Add:
-        return functools.reduce(lambda u, v: u + v, args)
+        return lambda box: _sum(args(box))
     if expr.is_Mul:
-        return functools.reduce(lambda u, v: u * v, args)
+        return lambda box: _product(args(box))
     if expr.is_Pow:
-        base, exponent = args
         e = expr.args[1]
         if e.is_Integer:
-            return base ** int(e)
+            k = int(e)
+            return lambda box: parts[0](box) ** k
         if e == sp.Rational(1, 2):
-            return iv.sqrt(base)
-        return iv.exp(exponent * iv.log(base))
+            return lambda box: iv.sqrt(parts[0](box))
+        return lambda box: iv.exp(parts[1](box) * iv.log(parts[0](box)))
     simple = {sp.exp: iv.exp, sp.log: iv.log, sp.sin: iv.sin, sp.cos: iv.cos}
     for kind, fn in simple.items():
         if isinstance(expr, kind):
-            return fn(args[0])
-    u = args[0] if args else None
+            return lambda box, fn=fn: fn(parts[0](box))
     if isinstance(expr, sp.tanh):  # u appears once: 1 - 2/(e^{2u} + 1) is tight
-        return 1 - 2 / (iv.exp(2 * u) + 1)
+        return lambda box: 1 - 2 / (iv.exp(2 * parts[0](box)) + 1)
     if isinstance(expr, sp.sinh):  # a sum of two increasing functions: tight
-        return (iv.exp(u) - iv.exp(-u)) / 2
+        return lambda box: _sinh_cosh(parts[0](box), -1)
     if isinstance(expr, sp.cosh):
-        return (iv.exp(u) + iv.exp(-u)) / 2
+        return lambda box: _sinh_cosh(parts[0](box), 1)
     if isinstance(expr, sp.atan):
-        return _increasing("atan", u)
+        return lambda box: _increasing("atan", parts[0](box))
     if isinstance(expr, sp.erf):
-        return _increasing("erf", u)
+        return lambda box: _increasing("erf", parts[0](box))
     if isinstance(expr, sp.Abs):
-        return abs(u)
+        return lambda box: abs(parts[0](box))
     raise GradproofError(
         f"γ interval: cannot enclose {expr.func.__name__} by interval arithmetic; "
         "write σ with exp, log, tanh, sinh, cosh, sin, cos, atan, erf, sqrt, abs and powers."
     )
+
+
+def _sinh_cosh(u: Any, sign: int) -> Any:
+    iv = _iv()
+    return (iv.exp(u) + sign * iv.exp(-u)) / 2
 
 
 _TINY_EXPONENT = -4000  # |values| below 2^-4000 count as 0 (lower) or 2^-4000 (upper)
@@ -582,8 +613,14 @@ def _in_t_enclosure(piece: _Piece, box: Any, left: Any) -> Any:
     """σ' on a far box through t = e^{x} (left < 0) or s = e^{-x} (left > 0)."""
     iv = _iv()
     if left < 0:
-        return _safe_enclose(piece.g_of_t.subs(_T, X), iv.exp(box))
-    return _safe_enclose(piece.g_of_s.subs(_T, X), iv.exp(-box))
+        return _safe_enclose(_in_x(piece.g_of_t), iv.exp(box))
+    return _safe_enclose(_in_x(piece.g_of_s), iv.exp(-box))
+
+
+@functools.lru_cache(maxsize=256)
+def _in_x(form: Expr) -> Expr:
+    """A form in t written in X, for :func:`_enclose` (cached: it is asked for every far box)."""
+    return form.subs(_T, X)
 
 
 def _in_t(g: Expr, sign: int) -> Expr:
