@@ -209,7 +209,8 @@ class _Parser:
         try:
             activation(spec)
         except GradproofError as exc:
-            raise _at(node, f"{fn} with parameters {', '.join(params)}: {exc}") from None
+            why = str(exc).split(" Allowed:")[0].split(": ", 1)[-1]  # the reason, not the list
+            raise _at(node, f"{fn} with parameters {', '.join(params)}: {why}") from None
         return ("call", spec, a), "n"
 
 
