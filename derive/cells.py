@@ -8,6 +8,10 @@ the lecture's notation (docs/math.md §1, §3, §4). Two views:
 * :meth:`Cell.explicit`: the same recurrence with scalar symbols for given sizes, for
   brute-force checks with ``Matrix.jacobian``.
 
+The built-ins' recurrences are written as the lecture's equations in :data:`BUILTIN_EQUATIONS`
+and read by the same whitelist parser as :func:`derive.define_cell` (the RNN's σ is bound to the
+name ``sigma``); the classes keep the documented parameter order, names and state order.
+
 >>> from gradproof.derive import cell
 >>> c = cell("lstm")
 >>> c.state_size(3), list(c.parameter_shapes(3, 2))[:3]
@@ -24,10 +28,12 @@ from typing import ClassVar
 import sympy as sp
 
 from .activations import Activation, activation
-from .algebra import M, N, Act, OneMinus, explicit
+from .algebra import M, N, explicit
 from .errors import GradproofError
 
-__all__ = ["Cell", "RNN", "LSTM", "GRU", "cell", "CELL_NAMES", "ExplicitCell", "symbols"]
+__all__ = [
+    "Cell", "RNN", "LSTM", "GRU", "cell", "CELL_NAMES", "BUILTIN_EQUATIONS", "ExplicitCell", "symbols",
+]  # fmt: skip
 
 #: The names the command line accepts.
 CELL_NAMES = ("rnn-tanh", "rnn-sigmoid", "rnn-relu", "lstm", "gru", "gru-torch")
@@ -45,23 +51,6 @@ class symbols:
     @staticmethod
     def vector(name: str) -> sp.MatrixSymbol:
         return sp.MatrixSymbol(f"{name}^{{(t)}}", N, 1)
-
-
-def _W(name: str) -> sp.MatrixSymbol:
-    return sp.MatrixSymbol(name, N, N)
-
-
-def _U(name: str) -> sp.MatrixSymbol:
-    return sp.MatrixSymbol(name, N, M)
-
-
-def _b(name: str) -> sp.MatrixSymbol:
-    return sp.MatrixSymbol(name, N, 1)
-
-
-def _affine(W: str, U: str, b: str) -> sp.Expr:
-    """W h^{(t-1)} + U x^{(t)} + b."""
-    return sp.MatAdd(sp.MatMul(_W(W), symbols.h_prev), sp.MatMul(_U(U), symbols.x), _b(b))
 
 
 @dataclass(frozen=True)
@@ -284,59 +273,64 @@ class GRU(Cell):
         return ("W_r", "W_z", "W_n", "U_r", "U_z", "U_n", "b_r", "b_z", "b_in", "b_hn")
 
 
+#: The built-in cells as the lecture writes them, read by the same whitelist parser as
+#: :func:`derive.define_cell` (state names, then one assignment per line; a state on a right-hand
+#: side is its previous value). ``sigma`` is the RNN's activation σ; ``c_tilde``/``h_tilde`` print as
+#: c̃ and h̃. docs/math.md §1 (RNN), §3 (LSTM), §4 (GRU, both reset placements).
+BUILTIN_EQUATIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    # Elman (1990); the vanilla RNN of docs/math.md §1
+    "rnn": (("h",), """
+z = W_h @ h + W_x @ x + b
+h = sigma(z)
+"""),
+    # Hochreiter & Schmidhuber (1997) with the forget gate of Gers et al. (2000); state [h; c]
+    "lstm": (("h", "c"), """
+f = sigmoid(W_f @ h + U_f @ x + b_f)
+i = sigmoid(W_i @ h + U_i @ x + b_i)
+o = sigmoid(W_o @ h + U_o @ x + b_o)
+c_tilde = tanh(W_c @ h + U_c @ x + b_c)
+c = f * c + i * c_tilde
+h = o * tanh(c)
+"""),
+    # Cho et al. (2014), reset before the matrix product (the lecture's, CS224n's form)
+    "gru": (("h",), """
+u = sigmoid(W_u @ h + U_u @ x + b_u)
+r = sigmoid(W_r @ h + U_r @ x + b_r)
+h_tilde = tanh(W_h @ (r * h) + U_h @ x + b_h)
+h = (1 - u) * h + u * h_tilde
+"""),
+    # torch.nn.GRU: reset after the matrix product, with the hidden bias b_hn inside it
+    "gru-torch": (("h",), """
+r = sigmoid(W_r @ h + U_r @ x + b_r)
+z = sigmoid(W_z @ h + U_z @ x + b_z)
+m = W_n @ h + b_hn
+n = tanh(U_n @ x + b_in + r * m)
+h = (1 - z) * n + z * h
+"""),
+}  # fmt: skip
+
+_DISPLAY = {"c_tilde": r"\tilde{c}", "h_tilde": r"\tilde{h}"}
+
+
+def _builtin_key(c: Cell) -> str:
+    if isinstance(c, RNN):
+        return "rnn"
+    if isinstance(c, LSTM):
+        return "lstm"
+    if isinstance(c, GRU):
+        return "gru" if c.reset == "before" else "gru-torch"
+    raise TypeError(f"unknown cell {c!r}")  # pragma: no cover
+
+
 @lru_cache(maxsize=None)
 def _definitions(c: Cell) -> tuple[tuple[sp.MatrixSymbol, sp.Expr], ...]:
-    h_prev, c_prev, x = symbols.h_prev, symbols.c_prev, symbols.x
-    v = symbols.vector
-    if isinstance(c, RNN):
-        z = v("z")
-        return (
-            (z, sp.MatAdd(sp.MatMul(_W("W_h"), h_prev), sp.MatMul(_U("W_x"), x), _b("b"))),
-            (symbols.h, Act(c.activation, z)),
-        )
-    if isinstance(c, LSTM):
-        f, i, o, g = v("f"), v("i"), v("o"), sp.MatrixSymbol(r"\tilde{c}^{(t)}", N, 1)
-        return (
-            (f, Act("sigmoid", _affine("W_f", "U_f", "b_f"))),
-            (i, Act("sigmoid", _affine("W_i", "U_i", "b_i"))),
-            (o, Act("sigmoid", _affine("W_o", "U_o", "b_o"))),
-            (g, Act("tanh", _affine("W_c", "U_c", "b_c"))),
-            (symbols.c, sp.MatAdd(sp.HadamardProduct(f, c_prev), sp.HadamardProduct(i, g))),
-            (symbols.h, sp.HadamardProduct(o, Act("tanh", symbols.c))),
-        )
-    if isinstance(c, GRU) and c.reset == "before":
-        u, r, ht = v("u"), v("r"), sp.MatrixSymbol(r"\tilde{h}^{(t)}", N, 1)
-        candidate = sp.MatAdd(
-            sp.MatMul(_W("W_h"), sp.HadamardProduct(r, h_prev)), sp.MatMul(_U("U_h"), x), _b("b_h")
-        )
-        return (
-            (u, Act("sigmoid", _affine("W_u", "U_u", "b_u"))),
-            (r, Act("sigmoid", _affine("W_r", "U_r", "b_r"))),
-            (ht, Act("tanh", candidate)),
-            (
-                symbols.h,
-                sp.MatAdd(sp.HadamardProduct(OneMinus(u), h_prev), sp.HadamardProduct(u, ht)),
-            ),
-        )
-    if isinstance(c, GRU):
-        r, z, mm, nn = v("r"), v("z"), v("m"), v("n")
-        return (
-            (r, Act("sigmoid", _affine("W_r", "U_r", "b_r"))),
-            (z, Act("sigmoid", _affine("W_z", "U_z", "b_z"))),
-            (mm, sp.MatAdd(sp.MatMul(_W("W_n"), h_prev), _b("b_hn"))),
-            (
-                nn,
-                Act(
-                    "tanh",
-                    sp.MatAdd(sp.MatMul(_U("U_n"), x), _b("b_in"), sp.HadamardProduct(r, mm)),
-                ),
-            ),
-            (
-                symbols.h,
-                sp.MatAdd(sp.HadamardProduct(OneMinus(z), nn), sp.HadamardProduct(z, h_prev)),
-            ),
-        )
-    raise TypeError(f"unknown cell {c!r}")  # pragma: no cover
+    """The built-in cell's definitions, parsed from :data:`BUILTIN_EQUATIONS`."""
+    from .define import parse_equations, program_definitions
+
+    state, text = BUILTIN_EQUATIONS[_builtin_key(c)]
+    functions = {"sigma": c.activation} if isinstance(c, RNN) else None
+    program, kinds = parse_equations(state, text, functions=functions)
+    return program_definitions(program, kinds, display=_DISPLAY)
 
 
 def cell(name: str | Cell) -> Cell:

@@ -8,7 +8,11 @@ A researcher writes the recurrence as Python-like assignments, evaluated in orde
 
 ``@`` is the matrix product, ``*`` the elementwise (Hadamard) product, ``+ - /`` are elementwise
 (``/`` by a number only), numbers scale vectors and ``1 - u`` is allowed; functions are activation
-names (:func:`derive.activation`). ``x`` is the input; a state name on a right-hand side means the
+names (:func:`derive.activation`), with number parameters after the vector as in
+``torch.nn.functional``: ``leaky_relu(W @ h + b, 0.2)``, ``elu(z, 1.5)``, ``celu(z, 0.5)``,
+``hardtanh(z, -2, 2)``, ``softplus(z, 2)`` (β) or ``softplus(z, 2, 5)`` (β, threshold), meaning
+exactly what ``activation("leaky_relu(x, 0.2)")`` means, PyTorch's derivative at the kinks included;
+parameters must be number literals (an error names the line and column otherwise). ``x`` is the input; a state name on a right-hand side means the
 previous state until it is reassigned; the state names' final values are the next state. Every
 other name is a parameter, shaped by its use: a matrix times a state/hidden vector is n×n, a matrix
 times ``x`` is n×m, anything else an n-vector.
@@ -29,6 +33,7 @@ small program (tuples), from which both the SymPy definitions (:class:`DefinedCe
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -36,12 +41,15 @@ from typing import ClassVar
 
 import sympy as sp
 
-from .activations import activation
+from .activations import NAMED, activation
 from .algebra import M, N, Act, OneMinus
 from .cells import Cell
 from .errors import GradproofError
 
-__all__ = ["DefinedCell", "define_cell", "SHIPPED", "SHIPPED_CELL_NAMES", "shipped_cell"]
+__all__ = [
+    "DefinedCell", "define_cell", "SHIPPED", "SHIPPED_CELL_NAMES", "shipped_cell",
+    "parse_equations", "program_definitions",
+]  # fmt: skip
 
 #: A program node: ("state", name) previous state; ("var", name, k) k-th assignment of a name;
 #: ("param", name); ("input",); ("num", Fraction); ("matmul", P, node); ("mul", a, b);
@@ -68,6 +76,11 @@ class _Parser:
     targets: set[str] = field(default_factory=set)  # every name assigned somewhere
     params: dict[str, str] = field(default_factory=dict)  # name -> "vector" | "hidden" | "input"
     matrix_uses: dict[str, int] = field(default_factory=dict)
+    #: extra function names bound to an Activation (the built-in RNN's σ), beside the named ones
+    functions: dict[str, object] = field(default_factory=dict)
+
+    def is_function(self, name: str) -> bool:
+        return name in self.functions or _is_function(name)
 
     # each expression's kind: "n" (hidden vector), "m" (the input x), "num" (a number)
     def expr(self, node: ast.AST) -> tuple[Node, str]:
@@ -108,7 +121,7 @@ class _Parser:
             return ("state", nm), "n"
         if nm in self.targets:
             raise _at(node, f"{nm!r} is used before it is assigned; assign it on an earlier line")
-        if _is_function(nm):
+        if self.is_function(nm):
             raise _at(node, f"{nm!r} is a function; call it, e.g. {nm}(W @ h + b)")
         if self.params.get(nm, "vector") != "vector":
             raise _at(node, f"shape clash: {nm} multiplies a vector with @ elsewhere (a matrix), "
@@ -123,7 +136,7 @@ class _Parser:
             if isinstance(left, ast.Attribute | ast.Call | ast.Subscript):
                 self.expr(left)  # raises the specific error (attribute access, unknown function)
             if not isinstance(left, ast.Name) or left.id == "x" or left.id in self.state \
-                    or left.id in self.targets or _is_function(left.id):  # fmt: skip
+                    or left.id in self.targets or self.is_function(left.id):  # fmt: skip
                 raise _at(node, "the left of @ must be a parameter name (a matrix), e.g. W @ h")
             if left.id.startswith("_") or not _IDENT.match(left.id):
                 raise _at(left, f"the name {left.id!r} is not allowed (names start with a letter)")
@@ -172,14 +185,61 @@ class _Parser:
         if not isinstance(node.func, ast.Name):
             raise _at(node, "only activation names can be called, e.g. tanh(W @ h + b)")
         fn = node.func.id
-        if not _is_function(fn):
+        if not self.is_function(fn):
             raise _at(node, f"unknown function {fn!r}; use an activation name such as sigmoid, tanh, relu")
-        if node.keywords or len(node.args) != 1:
-            raise _at(node, f"{fn} takes exactly one argument here, e.g. {fn}(W @ h + b)")
+        if node.keywords:
+            raise _at(node, f"{fn}: keyword arguments are not allowed; pass parameters by position, "
+                            f"e.g. {_example(fn)}")  # fmt: skip
+        defaults = () if fn in self.functions else NAMED.get(_canonical(fn), (None, ()))[1]
+        if not 1 <= len(node.args) <= 1 + len(defaults):
+            if defaults:
+                what = f"one vector argument and at most {len(defaults)} number parameter(s)"
+            else:
+                what = "exactly one argument here"
+            raise _at(node, f"{fn} takes {what}, e.g. {_example(fn)}")
+        params = [_literal(arg, fn, k) for k, arg in enumerate(node.args[1:], start=1)]
         a, k = self.expr(node.args[0])
         if k != "n":
             raise _at(node, f"{fn} must be applied to a hidden vector, not to {'x' if k == 'm' else 'a number'}")
-        return ("call", fn, a), "n"
+        if fn in self.functions:
+            return ("call", self.functions[fn], a), "n"
+        if not params:
+            return ("call", fn, a), "n"
+        spec = f"{_canonical(fn)}(x, {', '.join(params)})"
+        try:
+            activation(spec)
+        except GradproofError as exc:
+            why = str(exc).split(" Allowed:")[0].split(": ", 1)[-1]  # the reason, not the list
+            raise _at(node, f"{fn} with parameters {', '.join(params)}: {why}") from None
+        return ("call", spec, a), "n"
+
+
+def _canonical(fn: str) -> str:
+    """The activation's canonical name (``Tanh`` -> ``tanh``, ``hardsigmoid`` -> ``hard_sigmoid``)."""
+    return activation(fn).name.split("(")[0]
+
+
+def _example(fn: str) -> str:
+    defaults = NAMED.get(_canonical(fn), (None, ()))[1] if _is_function(fn) else ()
+    shown = "".join(f", {d if d.is_Integer else float(d)}" for d in defaults)
+    return f"{fn}(W @ h + b{shown})"
+
+
+def _literal(node: ast.AST, fn: str, k: int) -> str:
+    """A number literal parameter (``0.2``, ``-2``, ``1e-3``) as text; anything else is an error."""
+    sign = ""
+    inner = node
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        sign = "-" if isinstance(node.op, ast.USub) else ""
+        inner = node.operand
+    if not (isinstance(inner, ast.Constant) and isinstance(inner.value, int | float)
+            and not isinstance(inner.value, bool)):  # fmt: skip
+        raise _at(node, f"parameter {k} of {fn} must be a number literal such as 0.2 or -2 "
+                        f"(names, expressions and vectors are not allowed), e.g. {_example(fn)}")  # fmt: skip
+    value = inner.value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _at(node, f"parameter {k} of {fn} must be a finite number, got {value!r}")
+    return sign + repr(value)
 
 
 def _is_function(name: str) -> bool:
@@ -192,16 +252,20 @@ def _is_function(name: str) -> bool:
 
 
 def parse_equations(
-    state: tuple[str, ...], equations: str
+    state: tuple[str, ...], equations: str, *, functions: dict[str, object] | None = None
 ) -> tuple[tuple[tuple[str, int, Node], ...], dict[str, str]]:
-    """The whitelist parse: ((name, version, node), ...) in order, and parameter -> kind."""
+    """The whitelist parse: ((name, version, node), ...) in order, and parameter -> kind.
+
+    ``functions`` binds extra function names to an :class:`~derive.activations.Activation` (the
+    built-in RNN writes ``h = sigma(z)`` with its σ bound to ``sigma``).
+    """
     try:
         tree = ast.parse(equations.strip("\n"), mode="exec")
     except SyntaxError as exc:
         raise GradproofError(
             f"equations line {exc.lineno}, column {exc.offset}: not a valid assignment ({exc.msg})"
         ) from None
-    p = _Parser(state)
+    p = _Parser(state, functions=dict(functions or {}))
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             p.targets.add(stmt.targets[0].id)
@@ -211,7 +275,7 @@ def parse_equations(
                 and isinstance(stmt.targets[0], ast.Name)):  # fmt: skip
             raise _at(stmt, "each line must be one assignment name = expression")
         target = stmt.targets[0].id
-        if target == "x" or target.startswith("_") or not _IDENT.match(target) or _is_function(target):
+        if target == "x" or target.startswith("_") or not _IDENT.match(target) or p.is_function(target):
             raise _at(stmt.targets[0], f"cannot assign to {target!r} (x is the input; function and "
                                        "_private names are reserved)")  # fmt: skip
         node, kind = p.expr(stmt.value)
@@ -296,16 +360,30 @@ class DefinedCell(Cell):
         return _sympy_definitions(self)
 
 
-def _symbol_for(name: str, version: int, last: int) -> sp.MatrixSymbol:
+def _symbol_for(name: str, version: int, last: int, display: dict[str, str] | None = None) -> sp.MatrixSymbol:
+    base = (display or {}).get(name, name)
     if version == last:
-        return sp.MatrixSymbol(f"{name}^{{(t)}}", N, 1)
-    return sp.MatrixSymbol(f"{name}_{{{version}}}^{{(t)}}", N, 1)
+        return sp.MatrixSymbol(f"{base}^{{(t)}}", N, 1)
+    return sp.MatrixSymbol(f"{base}_{{{version}}}^{{(t)}}", N, 1)
 
 
 def _sympy_definitions(c: DefinedCell) -> tuple[tuple[sp.MatrixSymbol, sp.Expr], ...]:
-    kinds = dict(c.param_kinds)
-    last = {}
-    for name, version, _ in c.program:
+    return program_definitions(c.program, dict(c.param_kinds))
+
+
+def program_definitions(
+    program: tuple, param_kinds: dict[str, str], *, display: dict[str, str] | None = None
+) -> tuple[tuple[sp.MatrixSymbol, sp.Expr], ...]:
+    """The SymPy definitions ``(name^{(t)}, expression)`` of a parsed program.
+
+    A state ``s`` on a right-hand side is ``s^{(t-1)}``; ``@`` is ``MatMul``, ``*`` of vectors
+    ``HadamardProduct``, a chain ``a + b - c`` one flat ``MatAdd(a, b, -c)``, ``1 - u``
+    ``OneMinus(u)``, a call ``Act(σ, a)``. ``display`` renames intermediate vectors in print
+    (``{"c_tilde": r"\tilde{c}"}`` gives ``\tilde{c}^{(t)}``).
+    """
+    kinds = param_kinds
+    last: dict[str, int] = {}
+    for name, version, _ in program:
         last[name] = version
     x = sp.MatrixSymbol("x^{(t)}", M, 1)
 
@@ -313,12 +391,19 @@ def _sympy_definitions(c: DefinedCell) -> tuple[tuple[sp.MatrixSymbol, sp.Expr],
         k = kinds[name]
         return sp.MatrixSymbol(name, N, 1 if k == "vector" else N if k == "hidden" else M)
 
+    def terms(node: Node) -> list[sp.Expr]:
+        if node[0] == "add":
+            return terms(node[1]) + terms(node[2])
+        if node[0] == "sub":
+            return terms(node[1]) + [sp.MatMul(-1, build(node[2]))]
+        return [build(node)]
+
     def build(node: Node) -> sp.Expr:
         tag = node[0]
         if tag == "state":
             return sp.MatrixSymbol(f"{node[1]}^{{(t-1)}}", N, 1)
         if tag == "var":
-            return _symbol_for(node[1], node[2], last[node[1]])
+            return _symbol_for(node[1], node[2], last[node[1]], display)
         if tag == "param":
             return param(node[1])
         if tag == "input":
@@ -331,10 +416,8 @@ def _sympy_definitions(c: DefinedCell) -> tuple[tuple[sp.MatrixSymbol, sp.Expr],
                 num, vec = (a, b) if a[0] == "num" else (b, a)
                 return sp.MatMul(sp.Rational(num[1].numerator, num[1].denominator), build(vec))
             return sp.HadamardProduct(build(a), build(b))
-        if tag == "add":
-            return sp.MatAdd(build(node[1]), build(node[2]))
-        if tag == "sub":
-            return sp.MatAdd(build(node[1]), sp.MatMul(-1, build(node[2])))
+        if tag in ("add", "sub"):
+            return sp.MatAdd(*terms(node))
         if tag == "neg":
             return sp.MatMul(-1, build(node[1]))
         if tag == "onem":
@@ -343,7 +426,9 @@ def _sympy_definitions(c: DefinedCell) -> tuple[tuple[sp.MatrixSymbol, sp.Expr],
             return Act(node[1], build(node[2]))
         raise AssertionError(node)  # pragma: no cover
 
-    return tuple((_symbol_for(name, version, last[name]), build(node)) for name, version, node in c.program)
+    return tuple(
+        (_symbol_for(name, version, last[name], display), build(node)) for name, version, node in program
+    )
 
 
 def define_cell(name: str, state: tuple[str, ...] | list[str] | str, equations: str) -> DefinedCell:

@@ -41,7 +41,13 @@ def gamma(spec: Activation | str) -> Expr:
         An exact SymPy number (Rational, or e.g. ``2/sqrt(pi)``) when γ has a closed form. When
         it has none (SiLU ``x*sigmoid(x)``, mish), the certified upper bound ``hi`` of
         :func:`gradproof.derive.gamma_interval` (a Rational, so the Pascanu bound stays valid);
-        :func:`gradproof.derive.gamma_is_exact` tells the two cases apart.
+        :func:`gradproof.derive.gamma_is_exact` tells the two cases apart and
+        ``gamma_enclosure(spec).reason`` says why. A root of σ'' is only sought in closed form
+        within a cost limit counted in operations (never wall-clock time): a candidate from
+        ``nsimplify`` costing more than 40 (operations plus digits of its integers, so a 45-digit
+        decimal written as p/q is refused) or a residual σ''(candidate) costing more than 120 is
+        not simplified, and the certified enclosure is used; so every activation finishes
+        (mish in seconds).
 
     Raises
     ------
@@ -332,12 +338,32 @@ def _exact_root(root: _Root) -> Expr | None:
                 b = m
         text = mpmath.nstr((a + b) / 2, 45)
     candidate = sp.nsimplify(sp.Float(text, 45), [sp.pi, sp.E], tolerance=1e-30)
+    if _cost(candidate) > _MAX_CANDIDATE_COST:  # the decimal itself written as p/q: no closed form
+        return None
     residual = root.gp.subs(X, candidate)
     if residual == 0:
         return candidate
     if abs(residual.evalf(60)) > 1e-45:  # cheap disproof before the costly simplify
         return None
+    if _cost(residual) > _MAX_RESIDUAL_COST:  # simplify's cost grows steeply with size: give up
+        return None
     return candidate if sp.simplify(residual) == 0 else None
+
+
+#: Cost limits of the closed-form root step, in operations (never wall-clock): a candidate root
+#: from ``nsimplify`` costs its operation count plus the decimal digits of its integers, so the
+#: 45-digit decimal written as p/q (which ``nsimplify`` returns when it finds nothing simpler)
+#: costs about 90 and is refused; a residual σ''(candidate) is only simplified when it is small.
+_MAX_CANDIDATE_COST = 40
+_MAX_RESIDUAL_COST = 120
+
+
+def _cost(expr: Expr) -> int:
+    """Size of an exact expression: ``count_ops`` plus the decimal digits of its integers."""
+    digits = 0
+    for atom in expr.atoms(sp.Rational):
+        digits += len(str(abs(atom.p))) + (len(str(atom.q)) if atom.q != 1 else 0)
+    return int(sp.count_ops(expr)) + digits
 
 
 def _unbounded(name: str, where: str, value: Expr) -> GradproofError:
@@ -390,8 +416,10 @@ def _supremum(
         if closed_form is None:
             raise _NoClosedForm(
                 f"γ for {name!r}: sup|σ'| ≈ {root.size:.15g} is attained near x ≈ "
-                f"{root.left:.15g}, a root of σ'' with no closed form SymPy can verify, so γ "
-                "cannot be given exactly."
+                f"{root.left:.15g}, a root of σ'' with no closed form SymPy can verify within "
+                f"the cost limit ({_MAX_CANDIDATE_COST} operations for a candidate root, "
+                f"{_MAX_RESIDUAL_COST} for σ'' there), so γ is given as the certified upper bound "
+                "of gamma_interval instead."
             )
         offer(root.g.subs(X, closed_form), f"σ'({closed_form}) with σ''({closed_form}) = 0")
     for bounds, where in tails:

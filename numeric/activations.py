@@ -456,7 +456,11 @@ def _torch_named(name: str, params: tuple[float, ...]) -> Callable[[Any], Any]:
             "leaky_relu": lambda t: F.leaky_relu(t, *params),
             "elu": lambda t: F.elu(t, *params),
             "selu": F.selu,
-            "celu": lambda t: F.celu(t, *params),
+            # celu by its formula: F.celu's backward rounds 1/α to float32 (about 1e-8 off in
+            # float64 unless α is a power of two); same σ, same σ'(0) = 1 as F.celu
+            "celu": lambda t: torch.where(
+                t > 0, t, params[0] * torch.expm1(torch.clamp(t, max=0.0) / params[0])
+            ),
             "gelu": F.gelu,
             "silu": F.silu,
             "mish": F.mish,

@@ -281,8 +281,11 @@ def _mp_sup(fp: Callable, kinks: list[float]) -> mpmath.mpf:
         return best
 
 
-# mish is left out: its certified enclosure is too slow after the exact-ends fix (see the report).
-GAMMA_SPECS = ["sigmoid", "tanh", "relu", "hard_sigmoid", "identity", *(s for s in NAMED_IDS if s != "mish")]
+# mish's enclosure (no closed form: the root step stops at its cost limit) takes several seconds.
+GAMMA_SPECS = [
+    "sigmoid", "tanh", "relu", "hard_sigmoid", "identity",
+    *(pytest.param(s, marks=pytest.mark.slow) if s == "mish" else s for s in NAMED_IDS),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("spec", GAMMA_SPECS)
