@@ -8,13 +8,15 @@ name the line and column and end as one line on stderr, exit code 2).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..derive import GradproofError, define_cell
-from ..derive.cells import Cell
-from ..derive.define import SHIPPED_CELL_NAMES
+from ..derive.errors import GradproofError
+from ..derive.names import SHIPPED_CELL_NAMES
+
+if TYPE_CHECKING:
+    from ..derive.cells import Cell
 
 __all__ = ["equations_options", "user_cell", "SHIPPED_CELL_NAMES"]
 
@@ -44,6 +46,8 @@ def user_cell(eq_file: str | None, eq_state: str | None, eq_name: str | None) ->
     except (OSError, UnicodeDecodeError) as exc:
         raise GradproofError(f"cannot read the equations file {eq_file!r} ({type(exc).__name__})") from None
     name = eq_name or eq_file.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "cell"
+    from ..derive import define_cell
+
     try:
         return define_cell(name, eq_state, text)
     except GradproofError as exc:

@@ -8,11 +8,16 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..derive import CELL_NAMES
+from ..derive.names import CELL_NAMES
 from .model_option import torch_model_options
-from .report import ReportOptions, build_report
 
 __all__ = ["command"]
+
+
+def _default_title() -> str:
+    from .report import ReportOptions  # matplotlib and SymPy: imported when the report is built
+
+    return ReportOptions.title
 
 
 @click.command("report", short_help="Write the derivation report: LaTeX, PDF, figures, results.json.")
@@ -26,12 +31,14 @@ __all__ = ["command"]
 @torch_model_options
 @click.option("--experiments", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="A folder written by gradproof experiment adding, for the trained models' curves.")
-@click.option("--title", default=ReportOptions.title, show_default=False, help="The report's title.")
+@click.option("--title", default=_default_title, show_default=False, help="The report's title.")
 @click.option("--no-pdf", is_flag=True, help="Write the .tex and figures only; do not run LaTeX.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every random draw.")
 def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, nonlinearity: str | None,
             prefix: str | None, title: str, no_pdf: bool, seed: int, experiments: Path | None = None) -> None:
     """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT."""  # fmt: skip
+    from .report import ReportOptions, build_report
+
     if torch_model is None and (nonlinearity is not None or prefix is not None):
         raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
     options = ReportOptions(
