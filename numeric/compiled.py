@@ -67,13 +67,18 @@ def _is_vector(expr: sp.Expr) -> bool:
     return expr.shape[1] == 1
 
 
-def _size_function(size: sp.Expr) -> Callable[[int, int], Any]:
-    """``f(n, m)``: a block size such as ``2 N`` for given sizes.
+def _size_function(size: sp.Expr) -> Callable[[int, int], int]:
+    """``f(n, m)``: a block size such as ``2 N`` for given sizes (remembered per ``(n, m)``).
 
-    Compiled with the ``math`` module only: SymPy's default ``lambdify`` modules include SciPy,
-    whose import (over a second) would dominate ``gradproof verify``.
+    Substituted, not lambdified: ``lambdify``'s default modules include SciPy, whose import (over
+    a second) and code generation would dominate ``gradproof verify``.
     """
-    return sp.lambdify((N, M), size, modules="math")
+
+    @lru_cache(maxsize=None)
+    def value(n: int, m: int) -> int:
+        return int(size.xreplace({N: n, M: m}))
+
+    return value
 
 
 def compile_expression(expr: sp.Expr) -> Fn:
