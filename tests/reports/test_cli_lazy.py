@@ -174,3 +174,20 @@ def test_version_is_read_on_first_use():
 
     assert gradproof.__version__ == version("gradproof")
     assert "__version__" in dir(gradproof)
+
+
+# ----------------------------------------------------------------------------- exit
+
+
+def test_only_the_program_itself_freezes_the_objects_before_exit(monkeypatch, capsys):
+    import gc
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert cli_module.main(["derive", "rnn-tanh", "--no-steps"]) == 0  # called from Python: untouched
+    assert frozen == []
+    monkeypatch.setattr(sys, "argv", ["gradproof", "derive", "rnn-tanh", "--no-steps"])
+    assert cli_module.main() == 0  # the program: it exits next
+    assert frozen == [True]
+    out = capsys.readouterr().out
+    assert out.count("rnn-tanh: step Jacobian:") == 2
