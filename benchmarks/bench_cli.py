@@ -2,7 +2,8 @@
 
 Each row is one command run as a new process (what a user types), timed from start to exit with
 ``time.perf_counter``; rows run **round-robin** (repeat 1 of every row, then repeat 2, ...) after
-one warm-up each, so a change of machine load hits every row alike. The table gives medians, the
+one warm-up each, so a change of machine load hits every row alike. The table gives medians (and
+the median CPU time, user + system, which a busy machine inflates less than wall time), the
 ratios the targets are stated in (issue 13), and which of SymPy, numpy, torch, matplotlib (and
 SciPy) each command imported (one extra run with ``python -X importtime``).
 
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,19 +63,30 @@ def rows(python: str, weights: str) -> dict[str, list[str]]:
     }
 
 
-def run_once(argv: list[str], cwd: Path) -> float:
+#: No time budget: on a busy machine a command could hit its default 5 s stop and fail the run.
+ENV = {**os.environ, "GRADPROOF_TIME_LIMIT": "0"}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run; CPU (user + system) is less sensitive to a busy machine."""
+    cpu = _children_cpu()
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-500:]}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def heavy_imports(argv: list[str], cwd: Path) -> list[str]:
     """The heavy top-level packages one run imports (from ``-X importtime``)."""
     done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=cwd, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)  # fmt: skip
+                          stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
     names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     return [m for m in HEAVY if m in names]
 
@@ -102,11 +115,14 @@ def main(argv: list[str] | None = None) -> dict:
                       for label, argv_ in rows(args.python, weights).items() if label.startswith("gradproof")}  # fmt: skip
         load_start = os.getloadavg()
         times: dict[str, list[float]] = {label: [] for label in table}
+        cpu: dict[str, list[float]] = {label: [] for label in table}
         for argv_, where in table.values():  # warm-up: byte-code caches, the OS's file cache
             run_once(argv_, where)
         for _ in range(args.repeats):
             for label, (argv_, where) in table.items():
-                times[label].append(run_once(argv_, where))
+                wall, used = run_once(argv_, where)
+                times[label].append(wall)
+                cpu[label].append(used)
         imports = {label: heavy_imports(argv_, where) for label, (argv_, where) in table.items() if "gradproof" in label}
         load_end = os.getloadavg()
 
@@ -130,13 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"source {cwd}, python {args.python}, {args.repeats} repeats round-robin, "
           f"load average {load_start[0]:.1f} -> {load_end[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'command':36s} {'median s':>9s} {'min s':>7s}  {'ratio':>6s}  {'target':20s} {'met':4s} imports")
+    print(f"{'command':36s} {'median s':>9s} {'min s':>7s} {'CPU s':>6s}  {'ratio':>6s}  {'target':20s} {'met':4s} imports")
     for label, t in times.items():
         goal, ratio, ok = targets.get(label, ("", None, None))
         found = ",".join(imports.get(label, [])) or ("-" if label in imports else "")
         if extra.get(label):
             found += f" (unneeded: {','.join(extra[label])})"
-        print(f"{label:36s} {med[label]:9.3f} {min(t):7.3f}  {'' if ratio is None else f'{ratio:5.2f}x':>6s}  "
+        print(f"{label:36s} {med[label]:9.3f} {min(t):7.3f} {statistics.median(cpu[label]):6.2f}  {'' if ratio is None else f'{ratio:5.2f}x':>6s}  "
               f"{goal:20s} {'' if ok is None else ('yes' if ok else 'NO'):4s} {found}")  # fmt: skip
     result = {
         "source": str(cwd),
@@ -148,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
         "platform": platform.platform(),
         "times": times,
         "median": med,
+        "cpu": cpu,
+        "cpu_median": {label: statistics.median(c) for label, c in cpu.items()},
         "targets": {k: {"target": g, "ratio": r, "met": ok} for k, (g, r, ok) in targets.items()},
         "imports": imports,
         "unneeded_imports": extra,

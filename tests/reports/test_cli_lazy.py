@@ -191,3 +191,12 @@ def test_only_the_program_itself_freezes_the_objects_before_exit(monkeypatch, ca
     assert frozen == [True]
     out = capsys.readouterr().out
     assert out.count("rnn-tanh: step Jacobian:") == 2
+
+
+def test_report_title_default_is_the_report_options_default():
+    from gradproof.reports.cmd_report import command
+    from gradproof.reports.report import ReportOptions
+
+    ctx = command.make_context("report", ["--no-pdf"])
+    assert ctx.params["title"] == ReportOptions.title == "Vanishing and exploding gradients in recurrent networks"
+    assert "Vanishing" not in command.get_help(ctx)  # read when the report is built, not for --help
