@@ -9,7 +9,8 @@ SciPy) each command imported (one extra run with ``python -X importtime``).
 
 Targets: ``gradproof --help`` within 3x of ``python -c "import click"``; ``gradproof derive lstm``
 within 2x of ``python -c "import sympy"``; ``gradproof verify`` (default) at most 1.5 s; no command
-imports torch, matplotlib or SymPy unless it uses them.
+imports torch, matplotlib or SymPy unless it uses them. ``python -c "import torch"`` is shown too:
+the default reference of ``verify`` is PyTorch, so its import is a floor under that command.
 
 ``gradproof ...`` is run as ``python -m gradproof ...`` from ``--source`` (default: this checkout).
 ``--before DIR`` adds the same ``gradproof`` rows run from another checkout (e.g. main's code before
@@ -56,6 +57,7 @@ def rows(python: str, weights: str) -> dict[str, list[str]]:
     return {
         'python -c "import click"': [python, "-c", "import click"],
         'python -c "import sympy"': [python, "-c", "import sympy"],
+        'python -c "import torch"': [python, "-c", "import torch"],  # the floor under verify's default
         "gradproof --help": [*gp, "--help"],
         "gradproof derive lstm": [*gp, "derive", "lstm"],
         "gradproof bound": [*gp, "bound", "--activation", "tanh", "--weights", weights],
