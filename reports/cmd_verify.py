@@ -6,7 +6,6 @@ import json
 import sys
 
 import click
-from tqdm import tqdm
 
 from ..derive.names import CELL_NAMES, SHIPPED_CELL_NAMES
 from .model_option import load_user_model, torch_model_options
@@ -28,6 +27,8 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 
     A progress bar (cell and stage) goes to stderr when it is a terminal and not ``quiet``.
     """  # fmt: skip
+    from tqdm import tqdm
+
     from ..derive import cell
     from ..numeric import init, random_sequence, verify
     from ..numeric.verify import VERIFY_STAGES
