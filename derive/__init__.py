@@ -5,38 +5,67 @@
 1/4
 >>> print(latex(step_jacobian("rnn-tanh").result))
 \\operatorname{diag}\\left(\\tanh'\\left(z^{(t)}\\right)\\right) W_{h}
+
+Names are imported on first use (PEP 562): ``import gradproof.derive.errors`` costs no SymPy.
 """
 
-from .activations import BUILTIN_NAMES, Activation, activation, gamma
-from .gamma_interval import GammaEnclosure, gamma_enclosure, gamma_interval, gamma_is_exact
-from .algebra import latex, text
-from .bptt import BPTTProduct, ParameterGradients, bptt_product, parameter_gradients
-from .cells import CELL_NAMES, GRU, LSTM, RNN, Cell, cell
-from .define import SHIPPED_CELL_NAMES, DefinedCell, define_cell
-from .equality import difference_is_zero
-from .errors import GradproofError
-from .corrections import Imprecision, imprecisions
-from .jacobians import Derivation, Step, input_jacobian, step_jacobian
-from .theorem import Theorem, pascanu_bound
-from .architectures import (
-    bidirectional_step,
-    causal_pattern,
-    grid_paths,
-    path_count,
-    stack_jacobian,
-    stack_steps,
-)
-from .skip import (
-    DenseStack,
-    Layer,
-    SkipDerivation,
-    dense,
-    dense_stack,
-    highway,
-    highway_limit,
-    residual,
-    skip_block,
-)
+from __future__ import annotations
+
+from typing import Any
+
+from .._lazy import lazy_exports
+
+#: Re-exported name -> the module that defines it (imported on first use, PEP 562).
+_EXPORTS: dict[str, str] = {
+    "GradproofError": "errors",
+    "Activation": "activations",
+    "activation": "activations",
+    "gamma": "activations",
+    "BUILTIN_NAMES": "activations",
+    "gamma_interval": "gamma_interval",
+    "gamma_is_exact": "gamma_interval",
+    "gamma_enclosure": "gamma_interval",
+    "GammaEnclosure": "gamma_interval",
+    "Cell": "cells",
+    "RNN": "cells",
+    "LSTM": "cells",
+    "GRU": "cells",
+    "cell": "cells",
+    "CELL_NAMES": "cells",
+    "define_cell": "define",
+    "DefinedCell": "define",
+    "SHIPPED_CELL_NAMES": "define",
+    "Derivation": "jacobians",
+    "Step": "jacobians",
+    "step_jacobian": "jacobians",
+    "input_jacobian": "jacobians",
+    "bptt_product": "bptt",
+    "BPTTProduct": "bptt",
+    "parameter_gradients": "bptt",
+    "ParameterGradients": "bptt",
+    "pascanu_bound": "theorem",
+    "Theorem": "theorem",
+    "imprecisions": "corrections",
+    "Imprecision": "corrections",
+    "latex": "algebra",
+    "text": "algebra",
+    "difference_is_zero": "equality",
+    "Layer": "skip",
+    "SkipDerivation": "skip",
+    "residual": "skip",
+    "highway": "skip",
+    "highway_limit": "skip",
+    "dense": "skip",
+    "DenseStack": "skip",
+    "dense_stack": "skip",
+    "skip_block": "skip",
+    "path_count": "architectures",
+    "grid_paths": "architectures",
+    "stack_jacobian": "architectures",
+    "stack_steps": "architectures",
+    "causal_pattern": "architectures",
+    "bidirectional_step": "architectures",
+}
 
 __all__ = [
     "GradproofError",
@@ -88,3 +117,7 @@ __all__ = [
     "causal_pattern",
     "bidirectional_step",
 ]
+
+__getattr__: Any
+__dir__: Any
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -24,22 +24,28 @@ exists in both layers (the symbolic BPTT sums and their numeric values): use
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
-from pathlib import Path
+import os
 from typing import TYPE_CHECKING, Any
 
 # In a source checkout the three layers are the folders beside this one (pyproject.toml maps them
 # into the package when it is installed). Let them be found there too, so ``python -m gradproof``
 # from a clone works whether or not the clone itself is the installed copy. An installed wheel has
 # no pyproject.toml beside it, so nothing changes there.
-_SOURCE_TREE = Path(__file__).resolve().parent.parent
-if (_SOURCE_TREE / "pyproject.toml").is_file() and (_SOURCE_TREE / "derive" / "__init__.py").is_file():
-    __path__.append(str(_SOURCE_TREE))  # type: ignore[name-defined]
+# (os.path, not pathlib, and the version read on first use: ``gradproof --help`` pays for neither.)
+_SOURCE_TREE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+if os.path.isfile(os.path.join(_SOURCE_TREE, "pyproject.toml")) and os.path.isfile(
+    os.path.join(_SOURCE_TREE, "derive", "__init__.py")
+):
+    __path__.append(_SOURCE_TREE)  # type: ignore[name-defined]
 
-try:
-    __version__: str = metadata.version("gradproof")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
-    __version__ = "0+unknown"
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("gradproof")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "0+unknown"
 
 #: Re-exported name -> the subpackage that defines it.
 _EXPORTS: dict[str, str] = {
@@ -106,6 +112,7 @@ _SUBPACKAGES = ("derive", "numeric", "reports")
 __all__ = ["__version__", *_SUBPACKAGES, *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    __version__: str
     from . import derive, numeric, reports
     from .derive import (
         CELL_NAMES,
@@ -158,6 +165,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
     if name in _EXPORTS:

@@ -9,36 +9,64 @@ True
 
 PyTorch is optional: ``from_torch``, ``from_torch_stacked``, ``to_torch``, ``load_torch_model`` and the ``torch`` references
 import it when first used.
+
+Every name is imported on first use (PEP 562), so importing the package costs no numpy.
 """
+
+from __future__ import annotations
 
 from typing import Any
 
-from .activations import numpy_pair, torch_function
-from .clipping import clip_by_norm, clip_by_value
-from .gradcheck import check_gradient, check_jacobian, check_jvp, check_recurrent_backward, check_vjp
-from .deep import DepthProfile, feedforward_profile
-from .gradients import gradient_profile, input_jacobians, parameter_gradients, step_jacobians
-from .initialization import init, random_sequence
-from .lyapunov import LyapunovSpectrum, lyapunov_spectrum
-from .profile import GradientProfile
-from .references import REFERENCES, get_reference
-from .cell_regime import CellRegime
-from .regime import Regime, bound_profile, regime
-from .sensitivity import input_sensitivity
-from .stacked import (
-    StackedModel,
-    StackedTrajectory,
-    StackRegime,
-    stack_regime,
-    depth_profile,
-    input_output_jacobians,
-    layer_input_jacobians,
-    stacked_step_jacobians,
-    time_profiles,
-    unroll_stacked,
-)
-from .trajectory import Trajectory, unroll
-from .verify import Verification, verify
+from .._lazy import lazy_exports
+
+#: Re-exported name -> the module that defines it (imported on first use, PEP 562).
+_EXPORTS: dict[str, str] = {
+    "numpy_pair": "activations",
+    "torch_function": "activations",
+    "init": "initialization",
+    "random_sequence": "initialization",
+    "unroll": "trajectory",
+    "Trajectory": "trajectory",
+    "step_jacobians": "gradients",
+    "input_jacobians": "gradients",
+    "parameter_gradients": "gradients",
+    "gradient_profile": "gradients",
+    "GradientProfile": "profile",
+    "lyapunov_spectrum": "lyapunov",
+    "LyapunovSpectrum": "lyapunov",
+    "verify": "verify",
+    "Verification": "verify",
+    "get_reference": "references",
+    "REFERENCES": "references",
+    "regime": "regime",
+    "Regime": "regime",
+    "bound_profile": "regime",
+    "clip_by_norm": "clipping",
+    "clip_by_value": "clipping",
+    "check_jacobian": "gradcheck",
+    "check_jvp": "gradcheck",
+    "check_vjp": "gradcheck",
+    "check_gradient": "gradcheck",
+    "check_recurrent_backward": "gradcheck",
+    "from_torch": "convert",
+    "to_torch": "convert",
+    "load_torch_model": "convert",
+    "from_torch_stacked": "convert",
+    "StackedModel": "stacked",
+    "StackedTrajectory": "stacked",
+    "unroll_stacked": "stacked",
+    "stacked_step_jacobians": "stacked",
+    "layer_input_jacobians": "stacked",
+    "input_output_jacobians": "stacked",
+    "time_profiles": "stacked",
+    "depth_profile": "stacked",
+    "StackRegime": "stacked",
+    "stack_regime": "stacked",
+    "input_sensitivity": "sensitivity",
+    "feedforward_profile": "deep",
+    "DepthProfile": "deep",
+    "CellRegime": "cell_regime",
+}
 
 __all__ = [
     "numpy_pair",
@@ -88,12 +116,6 @@ __all__ = [
     "DepthProfile",
 ]
 
-_TORCH = {"from_torch", "to_torch", "load_torch_model", "from_torch_stacked"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _TORCH:
-        from . import convert
-
-        return getattr(convert, name)
-    raise AttributeError(f"module 'numeric' has no attribute {name!r}")
+__getattr__: Any
+__dir__: Any
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

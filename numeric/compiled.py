@@ -67,6 +67,20 @@ def _is_vector(expr: sp.Expr) -> bool:
     return expr.shape[1] == 1
 
 
+def _size_function(size: sp.Expr) -> Callable[[int, int], int]:
+    """``f(n, m)``: a block size such as ``2 N`` for given sizes (remembered per ``(n, m)``).
+
+    Substituted, not lambdified: ``lambdify``'s default modules include SciPy, whose import (over
+    a second) and code generation would dominate ``gradproof verify``.
+    """
+
+    @lru_cache(maxsize=None)
+    def value(n: int, m: int) -> int:
+        return int(size.xreplace({N: n, M: m}))
+
+    return value
+
+
 def compile_expression(expr: sp.Expr) -> Fn:
     """A numpy function ``f(env)`` that evaluates a structured SymPy expression.
 
@@ -128,11 +142,11 @@ def compile_expression(expr: sp.Expr) -> Fn:
         inner = compile_expression(expr.vector)
         return lambda env: _Diag(inner(env))
     if isinstance(expr, sp.Identity):
-        rows = sp.lambdify((N, M), expr.rows)
+        rows = _size_function(expr.rows)
         return lambda env: _Diag(np.ones(int(rows(env[N], env[M]))))
     if isinstance(expr, sp.ZeroMatrix):
-        size = sp.lambdify((N, M), (expr.rows, expr.cols))
-        return lambda env: np.zeros(tuple(int(k) for k in size(env[N], env[M])))
+        shape = (_size_function(expr.rows), _size_function(expr.cols))
+        return lambda env: np.zeros(tuple(int(k(env[N], env[M])) for k in shape))
     if isinstance(expr, sp.BlockMatrix):
         grid = [[compile_expression(expr.blocks[i, j]) for j in range(expr.blocks.cols)]
                 for i in range(expr.blocks.rows)]  # fmt: skip

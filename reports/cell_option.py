@@ -12,18 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:  # pragma: no cover - typing only; derive (SymPy) is imported when a cell is read
+from ..derive.errors import GradproofError
+from ..derive.names import SHIPPED_CELL_NAMES
+
+if TYPE_CHECKING:
     from ..derive.cells import Cell
 
 __all__ = ["equations_options", "user_cell", "read_user_cell", "SHIPPED_CELL_NAMES"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SHIPPED_CELL_NAMES":  # imported on use, so that the option costs no SymPy import
-        from ..derive.define import SHIPPED_CELL_NAMES
-
-        return SHIPPED_CELL_NAMES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def equations_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,10 +38,8 @@ def user_cell(eq_file: str | None, eq_state: str | None, eq_name: str | None) ->
     return None if read is None else read[0]
 
 
-def read_user_cell(eq_file: str | None, eq_state: str | None, eq_name: str | None) -> tuple[Cell, str] | None:  # noqa: F821
+def read_user_cell(eq_file: str | None, eq_state: str | None, eq_name: str | None) -> tuple[Cell, str] | None:
     """``(cell, the file's text)`` of ``--equations FILE --state ...`` (None when no file was given)."""
-    from ..derive import GradproofError, define_cell
-
     if eq_file is None:
         if eq_state is not None or eq_name is not None:
             raise GradproofError("--state and --name go with --equations FILE; pass the file too")
@@ -59,6 +52,8 @@ def read_user_cell(eq_file: str | None, eq_state: str | None, eq_name: str | Non
     except (OSError, UnicodeDecodeError) as exc:
         raise GradproofError(f"cannot read the equations file {eq_file!r} ({type(exc).__name__})") from None
     name = eq_name or eq_file.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "cell"
+    from ..derive import define_cell  # SymPy: only when a cell is read
+
     try:
         return define_cell(name, eq_state, text), text
     except GradproofError as exc:

@@ -2,13 +2,19 @@
 
 Each sub-command lives in its own module (``reports/cmd_*.py``) and is registered here. Every
 error a user can cause ends as one line on stderr and exit code 2; never a traceback.
+
+The group is lazy: a command's module is imported only when that command runs or its own help is
+asked for. ``gradproof --help`` prints the commands' one-line summaries from :data:`SHORT_HELP`
+(a test checks the table against the commands themselves), so it imports neither SymPy, numpy,
+torch nor matplotlib.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 
 import click
 
@@ -17,7 +23,7 @@ from .budget import (
     ENV_VAR, TooCostly, expired, forget_expired, limit_from_environment, parse_limit, time_limit,
 )  # fmt: skip
 
-__all__ = ["main", "cli", "DEFAULT_TIME_LIMIT", "COMMAND_TIME_LIMITS"]
+__all__ = ["main", "cli", "DEFAULT_TIME_LIMIT", "COMMAND_TIME_LIMITS", "COMMANDS", "SHORT_HELP", "LazyGroup"]
 
 #: Seconds any command may take by default before it stops with one line (``TooCostly``).
 DEFAULT_TIME_LIMIT = 5.0
@@ -39,7 +45,90 @@ def _time_limit_option(ctx: click.Context, param: click.Parameter, value: str | 
         raise click.BadParameter(str(exc).removeprefix("--time-limit: ")) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: The sub-command modules, each exposing ``command``; module ``cmd_NAME`` holds command ``NAME``.
+COMMANDS = ("cmd_derive", "cmd_verify", "cmd_bound", "cmd_report", "cmd_bench", "cmd_experiment")
+
+#: What ``gradproof --help`` prints for each command without importing it: the commands'
+#: ``short_help``, word for word (tests/reports/test_cli_lazy.py checks it). A command missing
+#: here still works; ``--help`` then imports its module to read the summary.
+SHORT_HELP: dict[str, str] = {
+    "derive": "Print a cell's equations and its step Jacobian, by the chain rule.",
+    "verify": "Check the derived Jacobians and gradients against a reference.",
+    "bound": "Pascanu et al. (2013) regime of a weight matrix or a torch model.",
+    "report": "Write the derivation report: LaTeX, PDF, figures, results.json.",
+    "bench": "Time the gradient-norm profile against torch and a numpy floor.",
+    "experiment": "Run a training experiment (PyTorch) for the report.",
+}
+
+
+class _Commands(MutableMapping[str, click.Command]):
+    """name -> command, importing a command's module on first access.
+
+    Iterating lists every name without importing anything; ``commands[name]`` imports
+    ``reports/cmd_NAME.py``. Commands added with ``add_command`` are kept as given.
+    """
+
+    def __init__(self, modules: Sequence[str]) -> None:
+        self._modules = {m.removeprefix("cmd_"): m for m in modules}
+        self._loaded: dict[str, click.Command] = {}
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            if name not in self._modules:
+                raise KeyError(name)
+            module = importlib.import_module(f".{self._modules[name]}", __package__)
+            self._loaded[name] = module.command
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._loaded.pop(name, None)
+        self._modules.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._modules, *self._loaded]))
+
+    def __len__(self) -> int:
+        return len(set(self._modules) | set(self._loaded))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules or name in self._loaded
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported when run (or their help is asked for).
+
+    ``--help`` lists them with :data:`SHORT_HELP`, so listing imports none of them.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.commands: _Commands = _Commands(COMMANDS)  # type: ignore[assignment]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        rows: list[tuple[str, str]] = []
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        for name in names:
+            if name in SHORT_HELP and not self.commands.is_loaded(name):
+                rows.append((name, SHORT_HELP[name]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gradproof")
 @click.option(
     "--time-limit",
@@ -64,23 +153,29 @@ def cli(ctx: click.Context, limit: float | None) -> None:
     ctx.with_resource(time_limit(seconds, command=f"gradproof {name}".rstrip()))
 
 
-#: The sub-command modules, each exposing ``command``.
-COMMANDS = ("cmd_derive", "cmd_verify", "cmd_bound", "cmd_report", "cmd_bench", "cmd_experiment")
-
-
 def _register() -> None:
-    import importlib
-
-    for name in COMMANDS:
-        module = importlib.import_module(f".{name}", __package__)
-        if module.command.name not in cli.commands:
-            cli.add_command(module.command)
+    """Import every command (the group imports them on demand; this is for code that wants all)."""
+    for name in list(cli.commands):
+        cli.commands[name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 a check failed, 2 bad input)."""
-    _register()
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Run the CLI; return the exit code (0 ok, 1 a check failed, 2 bad input).
+
+    Without ``argv`` (the ``gradproof`` program itself, which exits next) the objects left are
+    frozen (``gc.freeze``) once the command is done: the interpreter's last garbage collections
+    at exit then skip them, about 0.5 s of CPU after ``import torch``; nothing else changes (exit
+    handlers and finalizers still run).
+    """
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:
+        import gc
+
+        gc.freeze()
+    return code
+
+
+def _main(args: list[str]) -> int:
     forget_expired()
     # every message starts "gradproof <command>: " (or "gradproof: " before a command is named)
     where = next((f"gradproof {a}" for a in args if a in cli.commands), "gradproof")

@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
 
 from ..derive.errors import GradproofError
 from .cell_option import equations_options
 from .model_option import torch_model_options
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["command", "analyse_weights", "analyse_torch_model", "analyse_cell"]
 
@@ -56,6 +58,8 @@ def _activation(spec: str) -> Any:
 
 
 def _load_weights(path: str) -> np.ndarray:
+    import numpy as np
+
     if not os.path.exists(path):
         raise GradproofError(f"no weights file at {path!r}; save one with numpy.save('W.npy', W)")
     if os.path.isdir(path):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import click
-import sympy as sp
+from typing import TYPE_CHECKING
 
-from ..derive import CELL_NAMES, Cell, GradproofError, cell, input_jacobian, step_jacobian
-from ..derive.algebra import latex, text
-from .cell_option import SHIPPED_CELL_NAMES, equations_options, user_cell
+import click
+
+from ..derive.errors import GradproofError
+from ..derive.names import CELL_NAMES, SHIPPED_CELL_NAMES
+from .cell_option import equations_options, user_cell
+
+if TYPE_CHECKING:  # SymPy is imported where the equations are derived, not for --help
+    import sympy as sp
+
+    from ..derive import Cell
 
 __all__ = ["command", "render", "sections", "STANDALONE_PREAMBLE"]
 
@@ -26,6 +32,8 @@ def sections(name: str | Cell, *, steps: bool = True) -> list[tuple[str, list[sp
     Every named Jacobian a result uses (the LSTM's ∂c/∂h and ∂c/∂x) is defined under a "where"
     right after that result.
     """
+    from ..derive import cell, input_jacobian, step_jacobian
+
     c = cell(name)
     d, di = step_jacobian(c), input_jacobian(c)
     parts: list[tuple[str, list[sp.Basic]]] = [("equations", list(c.equations))]
@@ -41,6 +49,8 @@ def sections(name: str | Cell, *, steps: bool = True) -> list[tuple[str, list[sp
 
 
 def _align(equations: list[sp.Basic]) -> str:
+    from ..derive.algebra import latex
+
     rows = [f"{latex(e.lhs)} &= {latex(e.rhs)}" for e in equations]
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 
@@ -51,6 +61,9 @@ def render(name: str | Cell, *, as_latex: bool = False, steps: bool = True, stan
     Plain text by default; with ``as_latex`` one ``align*`` environment per part, ready to paste
     into a document that loads amsmath; with ``standalone`` a complete document for pdflatex.
     """
+    from ..derive import cell
+    from ..derive.algebra import text
+
     c = cell(name)
     parts = sections(c, steps=steps)
     if standalone:

@@ -8,12 +8,17 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..derive import CELL_NAMES
+from ..derive.names import CELL_NAMES
 from .cell_option import equations_options
 from .model_option import torch_model_options
-from .report import ReportOptions, build_report
 
 __all__ = ["command"]
+
+
+def _default_title() -> str:
+    from .report import ReportOptions  # matplotlib and SymPy: imported when the report is built
+
+    return ReportOptions.title
 
 
 @click.command("report", short_help="Write the derivation report: LaTeX, PDF, figures, results.json.")
@@ -27,7 +32,7 @@ __all__ = ["command"]
 @torch_model_options
 @click.option("--experiments", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="A folder written by gradproof experiment adding, for the trained models' curves.")
-@click.option("--title", default=ReportOptions.title, show_default=False, help="The report's title.")
+@click.option("--title", default=_default_title, show_default=False, help="The report's title.")
 @click.option("--no-pdf", is_flag=True, help="Write the .tex and figures only; do not run LaTeX.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of every random draw.")
 @equations_options
@@ -36,6 +41,8 @@ def command(out: Path, cells: tuple[str, ...], torch_model: Path | None, nonline
             eq_file: str | None = None, eq_state: str | None = None, eq_name: str | None = None) -> None:
     """Write the derivation report (LaTeX, PDF, figures, results.json) into OUT; with
     --equations FILE --state h,c it has a section for your own cell."""  # fmt: skip
+    from .report import ReportOptions, build_report
+
     if torch_model is None and (nonlinearity is not None or prefix is not None):
         raise click.UsageError("--nonlinearity and --prefix go with --torch-model")
     options = ReportOptions(

@@ -6,19 +6,19 @@ import json
 import sys
 
 import click
-from tqdm import tqdm
 
-from ..derive import CELL_NAMES, cell
-from ..numeric import init, random_sequence, verify
-from ..numeric.references import REFERENCES
-from ..numeric.verify import VERIFY_STAGES
+from ..derive.names import CELL_NAMES, SHIPPED_CELL_NAMES
 from .model_option import load_user_model, torch_model_options
-from .cell_option import SHIPPED_CELL_NAMES, equations_options, user_cell
+from .cell_option import equations_options, user_cell
 
 __all__ = ["command", "run"]
 
 #: Cells the real torch.nn modules implement.
 TORCH_NN_CELLS = ("rnn-tanh", "rnn-relu", "lstm", "gru-torch")
+
+#: The names of :data:`numeric.references.REFERENCES`, for ``--reference`` without importing
+#: numpy (tests/reports/test_cli_lazy.py checks they are the same).
+REFERENCE_NAMES = ("torch", "torch.nn", "complex-step", "finite-diff")
 
 
 def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: int, reference: str,
@@ -27,6 +27,12 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 
     A progress bar (cell and stage) goes to stderr when it is a terminal and not ``quiet``.
     """  # fmt: skip
+    from tqdm import tqdm
+
+    from ..derive import cell
+    from ..numeric import init, random_sequence, verify
+    from ..numeric.verify import VERIFY_STAGES
+
     reports, skipped = [], []
     total = len(cells) * len(VERIFY_STAGES)
     with tqdm(total=total, desc="verify", unit="stage", disable=True if quiet else None, leave=False,
@@ -59,7 +65,7 @@ def run(cells: tuple[str, ...], *, hidden: int, inputs: int, steps: int, seed: i
 @click.option("--inputs", type=click.IntRange(1, 512), default=3, show_default=True, help="Input size m.")
 @click.option("--steps", type=click.IntRange(1, 100000), default=10, show_default=True, help="Sequence length T.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of weights and inputs.")
-@click.option("--reference", type=click.Choice(tuple(REFERENCES)), default="torch", show_default=True,
+@click.option("--reference", type=click.Choice(REFERENCE_NAMES), default="torch", show_default=True,
               help="What the derived formulas are compared with.")
 @click.option("--torch-model", "torch_model", metavar="FILE.pt", default=None,
               help="Check your saved nn.RNN/LSTM/GRU (any num_layers, bidirectional) against its own autograd.")
@@ -113,6 +119,7 @@ def _verify_torch_model(ctx: click.Context, path: str, *, nonlinearity: str | No
     """``verify --torch-model``: the user's module against its own autograd; the exit code."""
     import numpy as np
 
+    from ..numeric import random_sequence
     from ..numeric.stacked_verify import verify_torch_module
 
     for name in ("cells", "hidden", "inputs", "reference"):
