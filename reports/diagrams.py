@@ -31,7 +31,7 @@ import sympy as sp
 from ..derive.algebra import JacobianSymbol, jacobian, latex, terms_to_expr
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
-from ..derive.jacobians import state_symbols, step_jacobian
+from ..derive.jacobians import state_symbols
 
 __all__ = [
     "TIKZ_LIBRARIES",
@@ -119,19 +119,33 @@ def _cell_graph(c: Cell) -> CellGraph:
         srcs = [u for u in nodes if u in used and u in column]  # node order, defined before lhs
         edges += [(u, lhs) for u in srcs]
         column[lhs] = 1 + max((column[u] for u in srcs), default=0)
-    # direct state-to-state edges, their own derivative, and whether that is the whole block
-    blocks = step_jacobian(c).blocks
+    # direct state-to-state edges, their own derivative, and whether that is the whole block: it is
+    # when the edge is the only path from s_i^{(t-1)} to s_i^{(t)} (the chain rule sums over paths)
     marked, labels, whole = set(), {}, set()
     rhs_of = dict(defs)
     for p, s in zip(prev, nxt):
         if (p, s) in edges:
-            local = terms_to_expr(jacobian(rhs_of[s], p, {}, gate_form=c.gate_form), s.shape[0], p.shape[0])
             marked.add((p, s))
-            labels[(p, s)] = local
-            if blocks.get((s, p)) == local:
+            labels[(p, s)] = terms_to_expr(jacobian(rhs_of[s], p, {}, gate_form=c.gate_form), s.shape[0],
+                                           p.shape[0])  # fmt: skip
+            if not _other_path(edges, p, s):
                 whole.add((p, s))
     return CellGraph(c, nodes, kinds, tuple(edges), frozenset(marked), labels, frozenset(whole),
                      _layout(nodes, kinds, column, prev, nxt, marked))  # fmt: skip
+
+
+def _other_path(edges: list[tuple[sp.MatrixSymbol, sp.MatrixSymbol]], a: sp.MatrixSymbol,
+                b: sp.MatrixSymbol) -> bool:
+    """Whether ``b`` is reachable from ``a`` other than by the edge ``a -> b`` itself."""
+    seen, todo = set(), [v for u, v in edges if u == a and v != b]
+    while todo:
+        v = todo.pop()
+        if v == b:
+            return True
+        if v not in seen:
+            seen.add(v)
+            todo += [w for u, w in edges if u == v]
+    return False
 
 
 def _layout(nodes, kinds, column, prev, nxt, marked) -> dict[sp.MatrixSymbol, tuple[int, float]]:

@@ -120,8 +120,10 @@ def _num(x: float, digits: int = 3) -> str:
 
 def refer_to_figures(blocks: list[dict]) -> list[dict]:
     """``blocks`` with every figure referenced from the text: a figure no text block refers to is
-    pointed to at the end of the nearest text block before it ("… (Figure~\\ref{fig:x})")."""
-    text_refs = " ".join(b.get("text", "") for b in blocks if b["kind"] == "text")
+    pointed to at the end of the nearest text block before it ("… (Figure~\\ref{fig:x})"). A reference
+    inside a note (a framed box) counts: adding a second one earlier would move the first mention away
+    from the figure."""
+    text_refs = " ".join(b.get("text", "") for b in blocks if b["kind"] in ("text", "note"))
     out: list[dict] = []
     for b in blocks:
         ref = f"\\ref{{{b.get('label')}}}"

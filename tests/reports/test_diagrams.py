@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import sympy as sp
 
 from gradproof import derive
@@ -199,3 +201,41 @@ def test_a_tikz_figure_is_rendered_and_bad_ones_are_refused():
         render_report(_context({"kind": "figure", "tikz": tikz, "path": "figures/a.pdf"}))
     with pytest.raises(GradproofError, match="a tikzpicture environment"):
         render_report(_context({"kind": "figure", "tikz": r"\input{/etc/passwd}"}))
+
+
+@st.composite
+def _programs(draw):
+    """A random cell as equations, and the dependency edges it was written with (by node name)."""
+    states = draw(st.sampled_from([("h",), ("h", "c")]))
+    current = {s: f"{s}^{{(t-1)}}" for s in states}  # name in the equations -> node name now
+    current["x"] = "x^{(t)}"
+    lines, edges = [], set()
+
+    unused: set[str] = set()  # the language refuses an intermediate nobody uses
+
+    def rhs(target: str, k: int, *, last: bool = False) -> str:
+        used = draw(st.lists(st.sampled_from(sorted(current)), min_size=1, max_size=3, unique=True))
+        used += sorted(unused - set(used)) if last else []
+        unused.difference_update(used)
+        terms = [f"U{k} @ x" if u == "x" else f"A{k}{j} @ {u}" for j, u in enumerate(used)]
+        edges.update((current[u], target) for u in used)
+        return f"{draw(st.sampled_from(['tanh', 'sigmoid']))}({' + '.join(terms)} + b{k})"
+
+    for k in range(draw(st.integers(0, 3))):
+        lines.append(f"g{k} = {rhs(f'g{k}^{{(t)}}', k)}")
+        current[f"g{k}"] = f"g{k}^{{(t)}}"
+        unused.add(f"g{k}")
+    for i, s in enumerate(states):
+        lines.append(f"{s} = {rhs(f'{s}^{{(t)}}', 10 + i, last=i == len(states) - 1)}")
+        current[s] = f"{s}^{{(t)}}"
+    return derive.define_cell("random", states, "\n".join(lines)), edges
+
+
+@settings(max_examples=30, deadline=None)
+@given(_programs())
+def test_property_any_defined_cell_is_drawn_with_the_edges_it_was_written_with(program):
+    c, edges = program
+    g = diagrams.cell_graph(c)
+    assert {(u.name, v.name) for u, v in g.edges} == edges
+    nodes, drawn = _drawn_edges(diagrams.cell_tikz(c))
+    assert len(nodes) == len(g.nodes) and len(drawn) == len(edges)
