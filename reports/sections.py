@@ -724,7 +724,7 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
     st_l, st_t = thm_l.direct[0], thm_t.direct[0]
     blocks.append({"kind": "text", "text": _prose(
         st_l.text[0].upper() + st_l.text[1:].rstrip(":.") + ", for the lecture's GRU"
-    ) + r" (from \eqref{eq:gru_jacobian_lecture}) and for PyTorch's (from \eqref{eq:gru_jacobian_torch}):"})  # fmt: skip
+    ) + r", from \eqref{eq:gru_jacobian_lecture}, and for PyTorch's, from \eqref{eq:gru_jacobian_torch}:"})  # fmt: skip
     blocks.append({"kind": "align", "lines": [
         latex(st_l.equation).replace(" = ", r" &= ", 1) + r" &&\text{(lecture)}",
         latex(_renamed(st_t.equation, zeta)).replace(" = ", r" &= ", 1) + r" &&\text{(PyTorch)}",
