@@ -11,7 +11,7 @@ is labelled with the derivative along that edge alone, computed by gradproof's c
 cell (:func:`gradproof.derive.define_cell`) gets the same diagram as the built-in ones.
 
 :func:`unrolled_tikz` draws the recurrence unrolled over time (Goodfellow, Bengio and Courville
-2016, ch. 10; Pascanu, Mikolov and Bengio 2013, Fig. 2): states ``s^{(0)} -> s^{(1)} -> … ->
+2016, §10.1, unfolding a computational graph): states ``s^{(0)} -> s^{(1)} -> … ->
 s^{(T)}`` named after the cell's state blocks, inputs ``x^{(t)}``, losses ``J^{(t)}``, and the
 backward flow: ``∂J^{(t)}/∂s^{(t)}`` into each state and the step Jacobian
 ``∂s^{(t)}/∂s^{(t-1)}`` on each backward edge.
@@ -97,6 +97,17 @@ def cell_graph(cell: Cell | str) -> CellGraph:
     -------
     CellGraph : nodes in definition order, edges ``u -> v`` for ``u`` a free symbol of the definition
         of ``v`` (parameters are not nodes), marked state-to-state edges with their Jacobians.
+
+    Examples
+    --------
+    >>> from gradproof.derive import latex
+    >>> g = cell_graph("lstm")
+    >>> [(u.name, v.name) for u, v in g.marked]
+    [('c^{(t-1)}', 'c^{(t)}')]
+    >>> print(latex(g.labels[next(iter(g.marked))]))
+    \\operatorname{diag}\\left(f^{(t)}\\right)
+    >>> [u.name for u, v in g.edges if v.name == "h^{(t)}"]
+    ['o^{(t)}', 'c^{(t)}']
     """
     return _cell_graph(_cell(cell))
 
