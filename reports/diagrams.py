@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from ..derive.algebra import JacobianSymbol, jacobian, latex, terms_to_expr
+from ..derive.algebra import Diag, JacobianSymbol, jacobian, latex, terms_to_expr
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
 from ..derive.jacobians import state_symbols
@@ -145,6 +145,15 @@ def _cell_graph(c: Cell) -> CellGraph:
                      _layout(nodes, kinds, column, prev, nxt, marked))  # fmt: skip
 
 
+def _is_diagonal(e: sp.Expr) -> bool:
+    """Whether a structured Jacobian is a sum/product of diag(·), I and numbers (no weight matrix)."""
+    if isinstance(e, Diag | sp.Identity):
+        return True
+    if isinstance(e, sp.MatMul | sp.MatAdd):
+        return all(a.is_number or _is_diagonal(a) for a in e.args)
+    return False
+
+
 def _other_path(edges: list[tuple[sp.MatrixSymbol, sp.MatrixSymbol]], a: sp.MatrixSymbol,
                 b: sp.MatrixSymbol) -> bool:
     """Whether ``b`` is reachable from ``a`` other than by the edge ``a -> b`` itself."""
@@ -248,10 +257,11 @@ def cell_tikz(cell: Cell | str, *, column_width: float = 2.5, row_height: float 
         width = max(c for c, _ in g.positions.values()) * column_width
         y = -bottom * row_height
         if g.marked:
+            diagonal = all(_is_diagonal(e) for e in g.labels.values())
             lines.append(rf"\draw[path] (0,{y:.3f}) -- (0.8,{y:.3f}) node[right, text=black, font=\scriptsize, "
                          rf"text width={max(width - 0.9, 8):.2f}cm, align=left] "
-                         r"{direct state-to-state path, labelled with its Jacobian along that edge alone "
-                         r"(a diagonal matrix: no weight matrix on it)};")  # fmt: skip
+                         r"{direct state-to-state path, labelled with its Jacobian along that edge alone"
+                         + (r" (a diagonal matrix: no weight matrix on it)}" if diagonal else "}") + ";")  # fmt: skip
             y -= 0.55
         y2 = y
         lines.append(rf"\draw[dep] (0,{y2:.3f}) -- (0.8,{y2:.3f}) node[right, font=\scriptsize] "

@@ -131,7 +131,13 @@ def test_the_lstm_cell_path_is_marked_labelled_and_explained():
     assert derive.latex(derive.algebra.Diag(sp.MatrixSymbol("f^{(t)}", N, 1))) in line
     assert r"\frac{\partial c^{(t)}}{\partial c^{(t-1)}}" in line
     assert "direct state-to-state path" in tikz  # the legend
+    assert "no weight matrix on it" in tikz
     assert "direct state-to-state path" not in diagrams.cell_tikz("rnn-tanh")  # nothing to explain
+    # a cell whose state feeds itself through a weight matrix: marked, but not called diagonal
+    plain = derive.define_cell("plain", ("h",), "h = tanh(W @ h + U @ x + b)")
+    assert "direct state-to-state path" in diagrams.cell_tikz(plain)
+    assert "no weight matrix" not in diagrams.cell_tikz(plain)
+    assert "no weight matrix on it" in diagrams.cell_tikz(shipped_cell("indrnn"))  # u ⊙ h: diagonal
 
 
 def test_a_printing_map_renames_symbols_in_the_picture():
