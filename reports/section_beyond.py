@@ -43,9 +43,9 @@ def causal_heatmap(ctx: Context) -> tuple[list[dict], dict[str, Any]]:
     zeros_bi = int(np.count_nonzero(bi == 0.0))
     future = float(np.max(uni[np.triu_indices(T, k=1)]))
     block = _fig(ctx, plots_beyond.causal_heatmaps(maps), "causal_heatmap", (
-        r"$\|\partial o_t/\partial x_s\|_2$ of a $	anh$ RNN (hidden " + str(hidden) + r", $T = " + str(T)
+        r"$\|\partial o_t/\partial x_s\|_2$ of a $\tanh$ RNN (hidden " + str(hidden) + r", $T = " + str(T)
         + r"$, $\sigma_{\max}(W_h) = 0.9$), unidirectional and bidirectional (both directions concatenated, as "
-        r"	exttt{torch.nn} returns them), evaluated from the derived Jacobians. The unidirectional map has "
+        r"\texttt{torch.nn} returns them), evaluated from the derived Jacobians. The unidirectional map has "
         + str(zeros_uni) + r" exact zeros, every $s > t$ (largest entry above the diagonal: $" + _num(future)
         + r"$): its output at $t$ cannot see the future, which is what a language model needs. The bidirectional "
         r"one has " + str(zeros_bi) + r" zeros: every output sees the whole sequence, so it cannot serve as a "

@@ -104,3 +104,11 @@ def test_the_two_gru_jacobians_are_tagged_and_referenced_and_pytorchs_gate_is_ze
     assert any(r"\zeta^{(t)}" in d for d in displays)
     assert not any("z^{(t)}" in d.replace(r"\zeta^{(t)}", "") for d in displays)
     assert "W_{z}" not in gru and r"W_{\zeta}" in gru
+
+
+def test_no_tab_character_in_the_report_sources():
+    """A tab in a raw string once printed "$\\tanh$" as "$<TAB>anh$" and "\\texttt" as "<TAB>exttt" in a
+    caption (Section 5); the sources are spaces only."""
+    root = Path(__file__).resolve().parents[2] / "reports"
+    offenders = [p.name for p in sorted(root.rglob("*")) if p.suffix in (".py", ".j2") and "\t" in p.read_text()]
+    assert offenders == []
