@@ -31,7 +31,8 @@ The context accepted by :func:`render_report` (validated up front, unknown keys 
                  lead-in sentence printed before the display
       align      {lines: list[str], caption?}             -> align*
       multline   {lines: list[str], caption?}             -> multline* (long displays that break)
-      figure     {path | panels, caption?, label?, width=0.8}
+      figure     {path | panels | tikz, caption?, label?, width=0.8}
+                 tikz: a ``tikzpicture`` (reports.diagrams), placed as it is;
                  path: relative to the report directory, e.g. ``figures/vanish.pdf``;
                  panels: list of {path, caption?, label?, width?} -> subfigures side by side
       table      {columns: list[str], rows: list[list[str]], caption?, label?,
@@ -73,7 +74,10 @@ __all__ = [
     "render_report",
 ]
 
-INSTALL_HINT = "apt-get install texlive-latex-base texlive-latex-recommended latexmk lmodern"
+INSTALL_HINT = (
+    "apt-get install texlive-latex-base texlive-latex-recommended latexmk lmodern texlive-pictures "
+    "texlive-latex-extra"
+)
 BLOCK_KINDS = (
     "text",
     "subsection",
@@ -243,7 +247,7 @@ _BLOCK_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "equation": (("math",), {"caption": None, "label": None, "tag": None}),
     "align": (("lines",), {"caption": None}),
     "multline": (("lines",), {"caption": None}),
-    "figure": ((), {"path": None, "panels": None, "caption": None, "label": None, "width": 0.8}),
+    "figure": ((), {"path": None, "panels": None, "tikz": None, "caption": None, "label": None, "width": 0.8}),
     "table": (
         ("columns", "rows"),
         {"caption": None, "label": None, "align": None, "wide": False, "long": False},
@@ -370,13 +374,19 @@ def _normalize_block(where: str, block: Any) -> dict[str, Any]:
     elif kind == "figure":
         out["caption"] = _str(f"{where}.caption", b["caption"], allow_none=True)
         out["label"] = _label(f"{where}.label", b["label"])
-        if (b["path"] is None) == (b["panels"] is None):
+        if sum(b[k] is not None for k in ("path", "panels", "tikz")) != 1:
             raise _fail(
                 where,
-                "exactly one of 'path' or 'panels'",
-                {k: block.get(k) for k in ("path", "panels")},
+                "exactly one of 'path', 'panels' or 'tikz'",
+                {k: block.get(k) for k in ("path", "panels", "tikz")},
             )
-        if b["path"] is not None:
+        out["tikz"] = None
+        if b["tikz"] is not None:
+            tikz = _str(f"{where}.tikz", b["tikz"], nonempty=True)
+            if not tikz.lstrip().startswith(r"\begin{tikzpicture}"):
+                raise _fail(f"{where}.tikz", "a tikzpicture environment", tikz)
+            out["tikz"], out["path"], out["panels"] = tikz, None, None
+        elif b["path"] is not None:
             out["path"] = _figure_path(f"{where}.path", b["path"])
             out["width"] = _fraction(f"{where}.width", b["width"])
             out["panels"] = None

@@ -47,7 +47,7 @@ def gate_sweep(gated: Mapping[str, Mapping[str, Any]], rnn: Mapping[str, Any]) -
             a.errorbar(x, _array(where, "largest", s["largest"]), yerr=_array(where, "stderr", s["stderr"]),
                        color=colour, marker=mk, markersize=3.5, capsize=2, label=label)  # fmt: skip
         a.axhline(0.0, color=_GREY, linewidth=0.8)
-        a.set_xlabel(r"keep bias $\beta$ ($b_f = \beta$, $b_z = \beta$, $b_u = -\beta$)")
+        a.set_xlabel(r"keep bias $\beta$ ($b_f = \beta$, $b_\zeta = \beta$, $b_u = -\beta$)")
         a.set_ylabel(_LAMBDA)
         a.set_title("gated cells: the gate that keeps the state")
         a.legend(loc="lower right")

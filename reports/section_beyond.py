@@ -43,9 +43,9 @@ def causal_heatmap(ctx: Context) -> tuple[list[dict], dict[str, Any]]:
     zeros_bi = int(np.count_nonzero(bi == 0.0))
     future = float(np.max(uni[np.triu_indices(T, k=1)]))
     block = _fig(ctx, plots_beyond.causal_heatmaps(maps), "causal_heatmap", (
-        r"$\|\partial o_t/\partial x_s\|_2$ of a $	anh$ RNN (hidden " + str(hidden) + r", $T = " + str(T)
+        r"$\|\partial o_t/\partial x_s\|_2$ of a $\tanh$ RNN (hidden " + str(hidden) + r", $T = " + str(T)
         + r"$, $\sigma_{\max}(W_h) = 0.9$), unidirectional and bidirectional (both directions concatenated, as "
-        r"	exttt{torch.nn} returns them), evaluated from the derived Jacobians. The unidirectional map has "
+        r"\texttt{torch.nn} returns them), evaluated from the derived Jacobians. The unidirectional map has "
         + str(zeros_uni) + r" exact zeros, every $s > t$ (largest entry above the diagonal: $" + _num(future)
         + r"$): its output at $t$ cannot see the future, which is what a language model needs. The bidirectional "
         r"one has " + str(zeros_bi) + r" zeros: every output sees the whole sequence, so it cannot serve as a "
@@ -122,9 +122,14 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
         rf"{len(fwd.zeros)} of the {T * T} forward blocks are exactly zero: $h^{{(t)}}_\rightarrow$ never sees "
         r"a later input, and the backward direction needs the whole sequence before it can start, which is why a "
         "bidirectional RNN cannot serve language modelling. The joint step of the two directions is block "
-        "diagonal; they mix only in the next layer:"
+        r"diagonal in the joint state $h^{(k)}_{\leftrightarrow} = [h^{(k)}_{\rightarrow}; h^{(T+1-k)}_{\leftarrow}]$ "
+        "(not the pre-activation $z$ of Section~\\ref{sec:rnn}); they mix only in the next layer:"
     )})  # fmt: skip
-    blocks.append({"kind": "equation", "math": arch.bidirectional_step("rnn-tanh").latex()})
+    joint = arch.bidirectional_step("rnn-tanh")
+    z, z_prev = joint.lhs.numerator, joint.lhs.denominator  # printed as h_<->: z^{(t)} is the RNN's pre-activation
+    both = {z: sp.MatrixSymbol(r"h_{\leftrightarrow}^{(k)}", *z.shape),
+            z_prev: sp.MatrixSymbol(r"h_{\leftrightarrow}^{(k-1)}", *z_prev.shape)}  # fmt: skip
+    blocks.append({"kind": "equation", "math": derive.latex(derive.algebra.equation(joint.lhs.xreplace(both), joint.result))})
     heat_blocks, heat_results = causal_heatmap(ctx)
     blocks += heat_blocks
     results.update(heat_results)

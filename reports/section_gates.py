@@ -24,7 +24,7 @@ from .sections import Context, _fig, _num
 
 __all__ = ["section_gates", "load_experiment"]
 
-GATED = {"lstm": "LSTM ($b_f$)", "gru": "GRU, lecture ($b_u$)", "gru-torch": "GRU, PyTorch ($b_z$)"}
+GATED = {"lstm": "LSTM ($b_f$)", "gru": "GRU, lecture ($b_u$)", "gru-torch": "GRU, PyTorch ($b_\\zeta$)"}
 SIZES = dict(hidden=8, inputs=4, steps=120, warmup=20)
 BIASES = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
 NORMS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
@@ -265,7 +265,7 @@ def section_gates(ctx: Context) -> tuple[dict, dict]:
             r"where a gate acts directly on this product; its derived block, $"
             + derive.latex(derive.algebra.JacobianSymbol(*key)) + " = " + derive.latex(cc)
             + r"$ (Section~\ref{sec:lstm}), shows that a forget gate near 1 keeps the cell's contribution to the product. The experiments below vary the bias "
-            r"$\beta$ of the gate that keeps the state: the LSTM's $b_f = \beta$, PyTorch's GRU $b_z = \beta$ ($z = 1$ "
+            r"$\beta$ of the gate that keeps the state: the LSTM's $b_f = \beta$, PyTorch's GRU $b_\zeta = \beta$ ($\zeta = 1$ "
             r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it)."
         )},
     ]  # fmt: skip

@@ -32,7 +32,7 @@ from ..numeric import (
     unroll,
     verify,
 )
-from . import plots
+from . import diagrams, plots
 from .figures import save
 from .latex import escape_tex
 
@@ -96,6 +96,17 @@ def _fig(ctx: Context, fig: Any, stem: str, caption: str, width: float = 0.95) -
             "label": f"fig:{stem}"}  # fmt: skip
 
 
+def _cell_path_block(c: derive.Cell) -> sp.Expr:
+    """The Jacobian on the cell's marked state-to-state edge (LSTM: diag(f))."""
+    g = diagrams.cell_graph(c)
+    return g.labels[next(iter(sorted(g.marked, key=str)))]
+
+
+def _diagram(tikz: str, stem: str, caption: str) -> dict:
+    """A figure block holding a TikZ picture drawn from a cell (reports.diagrams)."""
+    return {"kind": "figure", "tikz": tikz, "caption": caption, "label": f"fig:{stem}"}
+
+
 def _num(x: float, digits: int = 3) -> str:
     if not np.isfinite(x):
         return r"\infty" if x > 0 else r"-\infty"
@@ -109,8 +120,10 @@ def _num(x: float, digits: int = 3) -> str:
 
 def refer_to_figures(blocks: list[dict]) -> list[dict]:
     """``blocks`` with every figure referenced from the text: a figure no text block refers to is
-    pointed to at the end of the nearest text block before it ("… (Figure~\\ref{fig:x})")."""
-    text_refs = " ".join(b.get("text", "") for b in blocks if b["kind"] == "text")
+    pointed to at the end of the nearest text block before it ("… (Figure~\\ref{fig:x})"). A reference
+    inside a note (a framed box) counts: adding a second one earlier would move the first mention away
+    from the figure."""
+    text_refs = " ".join(b.get("text", "") for b in blocks if b["kind"] in ("text", "note"))
     out: list[dict] = []
     for b in blocks:
         ref = f"\\ref{{{b.get('label')}}}"
@@ -143,8 +156,28 @@ def _displays_once(blocks: list[dict]) -> list[dict]:
     return out
 
 
-def _align_definitions(cell: derive.Cell) -> dict:
-    return {"kind": "align", "lines": [f"{latex(e.lhs)} &= {latex(e.rhs)}" for e in cell.equations]}
+def _align_definitions(cell: derive.Cell, names: dict | None = None) -> dict:
+    return {"kind": "align", "lines": [f"{latex(_renamed(e.lhs, names))} &= {latex(_renamed(e.rhs, names))}"
+                                       for e in cell.equations]}
+
+
+def _torch_gate_names() -> dict[sp.MatrixSymbol, sp.MatrixSymbol]:
+    """The report's name for PyTorch's GRU update gate: zeta, since z^{(t)} is the RNN's pre-activation
+    (Section 1); its weights and bias follow (W_zeta, U_zeta, b_zeta). Printing only."""
+    n, m = derive.algebra.N, derive.algebra.M
+    return {sp.MatrixSymbol("z^{(t)}", n, 1): sp.MatrixSymbol(r"\zeta^{(t)}", n, 1),
+            sp.MatrixSymbol("W_z", n, n): sp.MatrixSymbol(r"W_\zeta", n, n),
+            sp.MatrixSymbol("U_z", n, m): sp.MatrixSymbol(r"U_\zeta", n, m),
+            sp.MatrixSymbol("b_z", n, 1): sp.MatrixSymbol(r"b_\zeta", n, 1)}  # fmt: skip
+
+
+def _renamed(expr: sp.Basic, names: dict | None) -> sp.Basic:
+    """``expr`` with symbols renamed for printing (an equation stays an unevaluated equation)."""
+    if not names:
+        return expr
+    if isinstance(expr, sp.Equality):
+        return derive.algebra.equation(_renamed(expr.lhs, names), _renamed(expr.rhs, names))
+    return expr.xreplace(names)
 
 
 def conventions() -> list[str]:
@@ -208,6 +241,15 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
             r"(here with $\sigma = \tanh$; any activation works the same way):"
         )},
         _align_definitions(rnn),
+        {"kind": "text", "text": (
+            r"Figure~\ref{fig:unrolled} unrolls the recurrence over time: the forward pass runs left to right, "
+            r"and the gradient of $J = \sum_t J^{(t)}$ flows back through one step Jacobian per step."
+        )},
+        _diagram(diagrams.unrolled_tikz(rnn), "unrolled", (
+            r"The recurrence unrolled over time, drawn from the cell's definitions (state $h$). Solid: the "
+            r"forward pass. Dashed: the backward pass, $\partial J^{(t)}/\partial h^{(t)}$ into each state and "
+            r"the step Jacobian $\partial h^{(t)}/\partial h^{(t-1)}$ on each backward edge, derived below."
+        )),
         {"kind": "subsection", "title": "The step Jacobian, one chain-rule step at a time"},
     ]  # fmt: skip
     for st in d.steps:
@@ -477,6 +519,17 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
         {"kind": "text", "text": "The LSTM with a forget gate (Hochreiter and Schmidhuber 1997; Gers et al. 2000):"},
         _align_definitions(lstm),
         {"kind": "text", "text": (
+            r"Figure~\ref{fig:cell_lstm} draws the cell from these definitions: one node per gate and "
+            r"intermediate, an edge wherever a definition uses a symbol. The cell path from $c^{(t-1)}$ to "
+            r"$c^{(t)}$ is the only edge from a previous state straight to a new one, and its Jacobian is $"
+            + latex(_cell_path_block(lstm)) + r"$, with no weight matrix on it."
+        )},
+        _diagram(diagrams.cell_tikz(lstm), "cell_lstm", (
+            r"The LSTM cell drawn from its definitions: previous state and new state (blue), gates and the "
+            r"candidate (orange), input (dashed); the thick edge is the cell path $c^{(t-1)} \to c^{(t)}$, "
+            r"labelled with its block of the step Jacobian."
+        )),
+        {"kind": "text", "text": (
             r"Its state is $[h^{(t)}; c^{(t)}]$, so the step Jacobian has four blocks. Derived block by block "
             r"(the $\partial c/\partial h$ block is kept by name inside $\partial h/\partial h$):"
         )},
@@ -623,6 +676,7 @@ def _torch_parameter_count(name: str, n: int, m: int) -> int | None:
 
 def section_gru(ctx: Context) -> tuple[dict, dict]:
     lecture, torch_form = derive.cell("gru"), derive.cell("gru-torch")
+    zeta = _torch_gate_names()  # PyTorch's update gate z printed as zeta (z^{(t)} is the RNN's pre-activation)
     blocks: list[dict] = [
         {"kind": "text", "text": (
             "Two conventions are in use. The lecture's (CS224n) applies the reset gate before the matrix "
@@ -631,34 +685,49 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
         _align_definitions(lecture),
         {"kind": "text", "text": (
             "PyTorch's \\texttt{nn.GRU} (and cuDNN) applies it after the product, to $W_n h^{(t-1)} + b_{hn}$, "
-            "and keeps the state with $z$:"
+            "and keeps the state with the gate PyTorch calls $z$, written $\\zeta$ here because $z^{(t)}$ is the "
+            "pre-activation of Section~\\ref{sec:rnn}:"
         )},
-        _align_definitions(torch_form),
+        _align_definitions(torch_form, zeta),
         {"kind": "text", "text": (
-            r"So PyTorch's $z$ is $1 - u$: it is the update gate $z$ of Cho et al. (2014), who keep the state "
-            r"with $z$ as PyTorch does but, like the lecture, apply the reset before the matrix product. (In this "
-            r"section $z$ is that gate, not the pre-activation $z^{(t)}$ of the vanilla RNN.) The gates are stacked "
-            r"in the order $(r, z, n)$ in \texttt{weight\_ih\_l0} and \texttt{weight\_hh\_l0}, and because $r$ "
+            r"Figure~\ref{fig:cell_gru} draws both forms from these definitions. In both, the previous state "
+            r"reaches the new one directly, through a diagonal factor and no weight matrix, besides the "
+            r"paths through the gates and the candidate."
+        )},
+        _diagram(diagrams.cell_tikz(lecture, column_width=1.9, legend=False, title="lecture (CS224n)") + "\n\\hfill\n"
+                 + diagrams.cell_tikz(torch_form, column_width=1.9, legend=False, title=r"PyTorch (\texttt{nn.GRU})",
+                                                       names=zeta),
+                 "cell_gru", (
+            r"The two GRU cells drawn from their definitions (nodes and edges as in Figure~\ref{fig:cell_lstm}). "
+            r"The thick edge is the direct path $h^{(t-1)} \to h^{(t)}$, labelled with its Jacobian along that "
+            r"edge alone; the full block adds the paths through the gates and the candidate."
+        )),
+        {"kind": "text", "text": (
+            r"So $\zeta = 1 - u$: it is the update gate of Cho et al. (2014), who call it $z$ and keep the state "
+            r"with it as PyTorch does but, like the lecture, apply the reset before the matrix product. The gates are "
+            r"stacked in the order $(r, \zeta, n)$ (PyTorch's $(r, z, n)$) in \texttt{weight\_ih\_l0} and \texttt{weight\_hh\_l0}, and because $r$ "
             r"multiplies $b_{hn}$, PyTorch's two candidate biases are not redundant. The two forms are "
             r"different functions unless $r = 1$."
         )},
     ]  # fmt: skip
-    for c, words in ((lecture, "The lecture's GRU: its step Jacobian, derived,"),
-                     (torch_form, "PyTorch's GRU: its step Jacobian, derived,")):
+    for c, words, names, tag in ((lecture, "The lecture's GRU: its step Jacobian, derived,", None, "lecture"),
+                                 (torch_form, "PyTorch's GRU: its step Jacobian, derived,", zeta, "torch")):
         d = derive.step_jacobian(c)
         blocks.append({"kind": "text", "text": words})
         # multline, not align: the longest term of PyTorch's form does not fit beside the left-hand side
-        lines = [ln.replace(" &= ", " = ", 1).replace("&\\quad ", "", 1) for ln in split_equation(d.lhs, d.result)]
+        lines = [ln.replace(" &= ", " = ", 1).replace("&\\quad ", "", 1)
+                 for ln in split_equation(_renamed(d.lhs, names), _renamed(d.result, names))]
+        lines[-1] += rf" \tag{{GRU-{'L' if tag == 'lecture' else 'P'}}}\label{{eq:gru_jacobian_{tag}}}"
         blocks.append({"kind": "multline", "lines": lines} if len(lines) > 1 else {"kind": "equation",
                                                                                    "math": lines[0]})
     thm_l, thm_t = derive.pascanu_bound(lecture), derive.pascanu_bound(torch_form)
     st_l, st_t = thm_l.direct[0], thm_t.direct[0]
     blocks.append({"kind": "text", "text": _prose(
-        st_l.text[0].upper() + st_l.text[1:].rstrip(":.") + r", for the lecture's GRU and for PyTorch's:"
-    )})  # fmt: skip
+        st_l.text[0].upper() + st_l.text[1:].rstrip(":.") + ", for the lecture's GRU"
+    ) + r", from \eqref{eq:gru_jacobian_lecture}, and for PyTorch's, from \eqref{eq:gru_jacobian_torch}:"})  # fmt: skip
     blocks.append({"kind": "align", "lines": [
         latex(st_l.equation).replace(" = ", r" &= ", 1) + r" &&\text{(lecture)}",
-        latex(st_t.equation).replace(" = ", r" &= ", 1) + r" &&\text{(PyTorch)}",
+        latex(_renamed(st_t.equation, zeta)).replace(" = ", r" &= ", 1) + r" &&\text{(PyTorch)}",
     ]})  # fmt: skip
     n, m = 128, 64
     counts = {}

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs what gradproof needs to build and check the PDF report: Debian's LaTeX (pdflatex,
-# latexmk, Latin Modern fonts) and poppler-utils (pdftotext, pdftoppm). Does nothing when they are
+# latexmk, Latin Modern fonts, TikZ from texlive-pictures for the cell diagrams, placeins from
+# texlive-latex-extra for float placement) and poppler-utils (pdftotext, pdftoppm). Does nothing when they are
 # already there; without apt-get it says what to install and leaves the rest of the command going
 # (gradproof then writes the .tex and says how to get a PDF).
 set -eu
-PACKAGES="texlive-latex-base texlive-latex-recommended latexmk lmodern poppler-utils"
+PACKAGES="texlive-latex-base texlive-latex-recommended texlive-pictures texlive-latex-extra latexmk lmodern poppler-utils"
 have() { command -v "$1" >/dev/null 2>&1; }
-if have latexmk && have pdflatex && have pdftotext && kpsewhich lmodern.sty >/dev/null 2>&1; then
+if have latexmk && have pdflatex && have pdftotext && kpsewhich lmodern.sty tikz.sty placeins.sty >/dev/null 2>&1; then
     exit 0
 fi
 if ! have apt-get; then
@@ -20,6 +21,6 @@ if [ "$(id -u)" -ne 0 ]; then
         exit 0
     fi
 fi
-echo "install-latex: apt-get install $PACKAGES (about 40 s, 370 MB)" >&2
+echo "install-latex: apt-get install $PACKAGES (a minute or two, a few hundred MB)" >&2
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null

@@ -266,7 +266,8 @@ def test_render_places_caller_strings_verbatim() -> None:
     # A display joins the paragraph before it: no blank line between "Before:" and the display.
     assert "Before:\n\\begin{equation*}" in tex
     assert "\\gpfittable" in tex and "x & y \\\\" in tex and "1 & 2 \\\\" in tex
-    # Only the whitelisted packages of texlive-latex-base/-recommended are used.
+    # Only the whitelisted packages of texlive-latex-base/-recommended are used, plus tikz
+    # (texlive-pictures) and placeins (texlive-latex-extra), both in scripts/install-latex.sh.
     packages = set(re.findall(r"\\usepackage(?:\[[^\]]*\])?\{([^}]*)\}", tex))
     assert packages <= {
         "inputenc",
@@ -287,8 +288,10 @@ def test_render_places_caller_strings_verbatim() -> None:
         "subcaption",
         "microtype",
         "hyperref",
+        "tikz",
+        "placeins",
     }
-    assert not {"cleveref", "siunitx", "tikz", "breqn"} & packages
+    assert not {"cleveref", "siunitx", "breqn"} & packages
     assert "\\allowdisplaybreaks" in tex and "\\sloppy" not in tex and "\\tableofcontents" in tex
     assert "gradproof~0.1.0" in tex and "seed~7" in tex
 

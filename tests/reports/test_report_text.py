@@ -101,7 +101,7 @@ def test_the_clipping_threshold_is_not_theta(built) -> None:
 def test_corrected_statements(built) -> None:
     tex, _, _ = built
     assert "only for normal" not in tex and r"\operatorname{diag}(2) \oplus" in tex
-    assert "Cho et al. 2014 also write" not in tex and "update gate $z$ of Cho et al. (2014)" in tex
+    assert "Cho et al. 2014 also write" not in tex and "update gate of Cho et al. (2014), who call it $z$" in tex
     assert "first arXiv version" in tex and "neither necessary nor sufficient" in tex
     assert r"J = \sum_t J^{(t)}" in tex and "gradient layout" in tex
     assert r"\texttt{hard\_sigmoid}" in tex and "largest eigenvalue of $W_h$" in tex
