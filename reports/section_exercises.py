@@ -43,18 +43,21 @@ def _gamma_exercise() -> Exercise:
         r"must vanish.",
         r"$\sigma'(x) = " + sp.latex(act.derivative) + r"$ is largest where $\tanh(3x) = 0$, at $x = 0$, so "
         r"$\gamma = " + sp.latex(g) + r"$ and vanishing is guaranteed for $\sigma_{\max}(W_h) < 1/\gamma = "
-        + sp.latex(1 / g) + r"$: three times stricter than for $\tanh$.",
+        + sp.latex(1 / g) + r"$, " + sp.latex(g / derive.gamma("tanh")) + r" times smaller than for $\tanh$.",
         float(g),
     )
 
 
 def _sigmoid_exercise() -> Exercise:
-    g = derive.gamma("sigmoid")
+    act = derive.activation("sigmoid")
+    g = derive.gamma(act)
+    y = sp.Symbol(r"\sigma", positive=True)
+    through_output = sp.latex(act.output_derivative(y)) if act.output_derivative else sp.latex(act.derivative)
     return Exercise(
         "threshold_sigmoid", "The sigmoid threshold",
         r"The lecture says ``the bound is 1 because we have sigmoid nonlinearity''. For a logistic-sigmoid "
         r"RNN, up to which $\sigma_{\max}(W_h)$ is vanishing guaranteed?",
-        r"$\sigma' = \sigma(1 - \sigma)$ peaks at $x = 0$ with $\gamma = " + sp.latex(g) + r"$, so the theorem "
+        r"$\sigma' = " + through_output + r"$ peaks at $x = 0$ with $\gamma = " + sp.latex(g) + r"$, so the theorem "
         r"needs $\sigma_{\max}(W_h) < 1/\gamma = " + sp.latex(1 / g) + r"$, not $1$.",
         float(1 / g),
     )

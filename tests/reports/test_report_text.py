@@ -52,6 +52,8 @@ def built(tmp_path_factory) -> tuple[str, dict, str]:
         build_report(ReportOptions(out=out, cells=("rnn-tanh", "lstm", "gru", "gru-torch"), seed=0, pdf=False))
     finally:
         mp.undo()
+    # --no-pdf: the bibliography travels with the .tex, so `latexmk -pdf report.tex` works there
+    assert (out / "refs.bib").read_bytes() == (Path(sections.__file__).parent / "templates" / "refs.bib").read_bytes()
     return ((out / "report.tex").read_text(), json.loads((out / "results.json").read_text()),
             (out / "timings.tex").read_text())
 

@@ -169,3 +169,32 @@ def test_exercise_solutions_print_the_derived_objects() -> None:
     assert derive.latex(derive.pascanu_bound("gru").direct[0].equation) in ex["gru_direct_path"].solution
     assert r"\frac{1}{3}" in ex["gamma_tanh3x"].solution and "0.1216" in ex["bound_tanh"].solution
     assert W.name == "w" and U.name == "u" and B.name == "b"
+
+
+# -- the bibliography compiles with latexmk and with plain pdflatex -----------------------------
+
+
+@pytest.mark.parametrize("engine", ["latexmk", "pdflatex"])
+def test_bibliography_compiles_with_either_engine(tmp_path, monkeypatch, engine: str) -> None:
+    import re
+    import shutil
+    from pathlib import Path
+
+    from gradproof.reports import latex as latex_mod
+
+    path = shutil.which(engine)
+    assert path, f"{engine} is needed (scripts/install-latex.sh)"
+    monkeypatch.setattr(latex_mod, "find_engine", lambda: path)
+    bib = Path(latex_mod.__file__).parent / "templates" / "refs.bib"
+    shutil.copy(bib, tmp_path / "refs.bib")
+    ctx = {"title": "T", "date": "", "version": "0", "seed": 0, "bibliography": "refs",
+           "sections": [{"title": "S", "label": "sec:s", "blocks": [
+               {"kind": "text", "text": r"As \citet{bengio1994learning} showed \citep{pascanu2013difficulty}."},
+               takeaway("Boxed."),
+           ]}]}  # fmt: skip
+    tex = tmp_path / "report.tex"
+    tex.write_text(latex_mod.render_report(ctx), encoding="utf-8")
+    latex_mod.compile_pdf(tex)
+    log = (tmp_path / "report.log").read_text(errors="replace")
+    assert not re.search(r"Citation `[^']*' .*undefined", log) and "There were undefined" not in log
+    assert "Bengio" in (tmp_path / "report.bbl").read_text()
