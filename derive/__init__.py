@@ -18,6 +18,7 @@ from .errors import GradproofError
 from .corrections import Imprecision, imprecisions
 from .jacobians import Derivation, Step, input_jacobian, step_jacobian
 from .theorem import Theorem, pascanu_bound
+from .scalar import ScalarChain, scalar_chain
 from .architectures import (
     bidirectional_step,
     causal_pattern,
@@ -67,6 +68,8 @@ __all__ = [
     "ParameterGradients",
     "pascanu_bound",
     "Theorem",
+    "scalar_chain",
+    "ScalarChain",
     "imprecisions",
     "Imprecision",
     "latex",
