@@ -273,7 +273,10 @@ def section_gates(ctx: Context) -> tuple[dict, dict]:
             + derive.latex(derive.algebra.JacobianSymbol(*key)) + " = " + derive.latex(cc)
             + r"$ (Section~\ref{sec:lstm}), shows that a forget gate near 1 keeps the cell's contribution to the product. The experiments below vary the bias "
             r"$\beta$ of the gate that keeps the state: the LSTM's $b_f = \beta$, PyTorch's GRU $b_z = \beta$ ($z = 1$ "
-            r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it)."
+            r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it). Figure~\ref{fig:gate_sweep} "
+            r"sweeps that bias, Figure~\ref{fig:sweep_profiles} shows the gradient profiles behind the sweep, "
+            r"Figure~\ref{fig:phase_diagram} varies the bias and the weights together, and "
+            r"Figure~\ref{fig:lyapunov_spectra} gives the full spectra at initialisation."
         )},
     ]  # fmt: skip
     results: dict[str, Any] = {}
