@@ -87,7 +87,7 @@ def _lstm_exercise(forget: sp.Rational = sp.Rational(19, 20), span: int = 50) ->
         r"$\partial c^{(T)}$ does the cell path alone carry back to $c^{(T-" + str(span) + r")}$?",
         r"The cell block of the step Jacobian (Section~\ref{sec:lstm}) is $" + latex(block) + r"$, so along the "
         rf"cell path the product is $\operatorname{{diag}}(f)^{{{span}}}$ with norm "
-        rf"${sp.latex(forget)}^{{{span}}} = {_num(float(value), 4)}$, with no weight matrix and no "
+        rf"$\left({sp.latex(forget)}\right)^{{{span}}} = {_num(float(value), 4)}$, with no weight matrix and no "
         r"$\sigma'$ in it. With $f = 1$ it would be exactly $1$.",
         float(value),
     )
