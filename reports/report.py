@@ -73,7 +73,8 @@ README.txt       this file
 Files LaTeX (latexmk, pdflatex) leaves next to the PDF while building it; they can be deleted:
 report.aux          cross-references and labels between passes
 report.toc          the table of contents between passes
-report.bbl, .blg    the references list BibTeX made from refs.bib, and BibTeX's log
+report.bbl          the references list BibTeX made from refs.bib
+report.blg          BibTeX's log
 report.out          PDF bookmarks (hyperref)
 report.log          the compiler's log: look here when the PDF is not built
 report.fls          the files the compiler read and wrote (latexmk's record)

@@ -198,3 +198,7 @@ def test_bibliography_compiles_with_either_engine(tmp_path, monkeypatch, engine:
     log = (tmp_path / "report.log").read_text(errors="replace")
     assert not re.search(r"Citation `[^']*' .*undefined", log) and "There were undefined" not in log
     assert "Bengio" in (tmp_path / "report.bbl").read_text()
+    from gradproof.reports.report import FOLDER_README
+
+    for p in tmp_path.iterdir():  # the report folder's README names every file BibTeX adds
+        assert p.name in FOLDER_README, p.name
