@@ -65,6 +65,8 @@ _EXPORTS: dict[str, str] = {
     "stack_steps": "architectures",
     "causal_pattern": "architectures",
     "bidirectional_step": "architectures",
+    "scalar_chain": "scalar",
+    "ScalarChain": "scalar",
 }
 
 __all__ = [
@@ -96,6 +98,8 @@ __all__ = [
     "ParameterGradients",
     "pascanu_bound",
     "Theorem",
+    "scalar_chain",
+    "ScalarChain",
     "imprecisions",
     "Imprecision",
     "latex",

@@ -238,7 +238,7 @@ _FIGURE_PATH_RE = re.compile(r"(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_-]+(?:\.(?:pdf|png
 _SIMPLE_ALIGN_RE = re.compile(r"[lcr|]+\Z")
 
 _TOP_REQUIRED = ("title", "date", "version", "seed", "sections")
-_TOP_OPTIONAL = ("subtitle", "author", "abstract", "conventions", "references", "appendix")
+_TOP_OPTIONAL = ("subtitle", "author", "abstract", "conventions", "references", "appendix", "bibliography")
 
 # kind -> (required fields, optional fields with defaults)
 _BLOCK_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -522,6 +522,7 @@ def _normalize_context(context: Mapping[str, Any]) -> dict[str, Any]:
         "sections": _normalize_sections("sections", context["sections"]),
         "appendix": _normalize_sections("appendix", context.get("appendix") or []),
         "references": references,
+        "bibliography": _label("bibliography", context.get("bibliography")),  # a .bib stem next to the .tex
     }
 
 
@@ -635,10 +636,14 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
                     break
                 rc, output = _run([direct, *_ENGINE_FLAGS, name], workdir, deadline)
         else:
-            for attempt in range(3):
+            bibtex = shutil.which("bibtex")
+            for attempt in range(4):
                 rc, output = _run([engine, *_ENGINE_FLAGS, name], workdir, deadline)
                 if rc != 0:
                     break
+                if attempt == 0 and bibtex and "\\bibdata" in _read(workdir / (tex_path.stem + ".aux")):
+                    _run([bibtex, tex_path.stem], workdir, deadline)  # the references list (natbib)
+                    continue
                 if attempt >= 1 and not _asks_for_rerun(log_path):
                     break
     except subprocess.TimeoutExpired:
@@ -654,6 +659,13 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
 
 #: extra engine runs after latexmk when the log still asks for one
 _EXTRA_RUNS = 3
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _asks_for_rerun(log_path: Path) -> bool:

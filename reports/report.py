@@ -16,7 +16,9 @@ from pathlib import Path
 from ..derive.cells import CELL_NAMES, cell
 from ..derive.errors import GradproofError
 from . import sections
+from .section_exercises import section_exercises
 from .section_gates import load_experiment, section_gates
+from .section_story import section_summary
 from .figures import use_style
 from .latex import LatexError, compile_pdf, find_engine, render_report
 from .output import AtomicDirectory, write_json
@@ -66,6 +68,7 @@ This folder was written by `gradproof report`.
 report.pdf       the report
 report.tex       its LaTeX source (compile again with: latexmk -pdf report.tex)
 timings.tex      a table the source includes (timings of the gradient profile)
+refs.bib         the bibliography the source cites (BibTeX; latexmk runs bibtex)
 results.json     every number the report shows, machine-readable
 figures/         the figures, as PDF
 README.txt       this file
@@ -73,6 +76,8 @@ README.txt       this file
 Files LaTeX (latexmk, pdflatex) leaves next to the PDF while building it; they can be deleted:
 report.aux          cross-references and labels between passes
 report.toc          the table of contents between passes
+report.bbl          the references list BibTeX made from refs.bib
+report.blg          BibTeX's log
 report.out          PDF bookmarks (hyperref)
 report.log          the compiler's log: look here when the PDF is not built
 report.fls          the files the compiler read and wrote (latexmk's record)
@@ -123,8 +128,10 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
 
             parts.append(("user_cell", partial(section_user_cell, cell=mine[0], source=mine[1],
                                                origin=str(options.equations))))  # fmt: skip
+        parts.append(("summary", lambda c: section_summary(c, results)))  # reads the numbers measured so far
         parts.append(("verification", sections.section_verification))
         built, results = [], {"seed": options.seed, "cells": list(cells), "version": _version()}
+        parts.append(("exercises", section_exercises))  # the appendix
         total = len(parts) + 1 + int(options.pdf)
         for i, (name, make) in enumerate(parts, start=1):
             say(f"[{i}/{total}] section: {name}")
@@ -139,13 +146,16 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             "version": _version(),
             "seed": options.seed,
             "conventions": sections.conventions(),
-            "sections": built,
+            "sections": built[:-1],
+            "appendix": built[-1:],
+            "bibliography": "refs",
         }
         say(f"[{len(parts) + 1}/{total}] writing report.tex and results.json")
         (tmp / "report.tex").write_text(render_report(context), encoding="utf-8")
         (tmp / "timings.tex").write_text(sections.timings_tex(results["gru"]), encoding="utf-8")
         write_json(tmp / "results.json", results)
         (tmp / "README.txt").write_text(FOLDER_README, encoding="utf-8")
+        (tmp / "refs.bib").write_bytes((Path(__file__).parent / "templates" / "refs.bib").read_bytes())
         pdf: Path | None = None
         if options.pdf:
             if find_engine() is None:

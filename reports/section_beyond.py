@@ -18,6 +18,7 @@ from ..derive import skip
 from ..numeric.deep import feedforward_profile
 from . import plots_beyond
 from .latex import escape_tex
+from .section_story import motivation, takeaway
 from .sections import Context, _eq_block, _fig, _num, split_equation
 
 __all__ = ["section_beyond", "causal_heatmap"]
@@ -61,10 +62,15 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
     results: dict[str, Any] = {}
 
     # -- skip connections ---------------------------------------------------------------------
+    blocks.append(motivation(
+        "The same product of Jacobians appears wherever layers are composed: through depth in a feed-forward "
+        "stack, through depth and time in a stacked RNN, and in both directions of a bidirectional one. This "
+        "section answers which of the remedies carry over, and what each architecture costs."
+    ))
     blocks.append({"kind": "text", "text": (
         "Vanishing gradients are not just an RNN problem: any deep composition multiplies Jacobians. "
         "A skip connection adds a path whose Jacobian does not shrink. For a layer "
-        r"$F(x) = \tanh(W x + b)$ the chain rule gives, for the residual block $y = x + F(x)$ (He et al. 2016):"
+        r"$F(x) = \tanh(W x + b)$ the chain rule gives, for the residual block $y = x + F(x)$ \citep{he2016deep}:"
     )})  # fmt: skip
     res = skip.residual("layer-tanh")
     blocks.append({"kind": "equation", "math": res.latex()})
@@ -73,7 +79,7 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
     hw = skip.highway("layer-tanh")
     blocks.append({"kind": "text", "text": (
         r"For the highway block $y = T \odot H(x) + (1 - T) \odot x$ with the transform gate "
-        r"$T = \sigma(W_T x + b_T)$ (Srivastava et al. 2015):"
+        r"$T = \sigma(W_T x + b_T)$ \citep{srivastava2015highway}:"
     )})  # fmt: skip
     blocks.append({"kind": "align", "lines": split_equation(hw.lhs, hw.result)})
     closed, opened = skip.highway_limit("layer-tanh", gate=0), skip.highway_limit("layer-tanh", gate=1)
@@ -82,7 +88,7 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
     )})  # fmt: skip
     blocks.append({"kind": "equation", "math": closed.latex() + r",\qquad " + opened.latex()})
     dn = skip.dense("layer-tanh")
-    blocks.append({"kind": "text", "text": "The dense block $y = [x; F(x)]$ (Huang et al. 2017) stacks the two:"})
+    blocks.append({"kind": "text", "text": r"The dense block $y = [x; F(x)]$ \citep{huang2017densely} stacks the two:"})
     blocks.append({"kind": "equation", "math": dn.latex()})
 
     # -- gradient norm vs depth ---------------------------------------------------------------
@@ -111,7 +117,7 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
     fwd = arch.causal_pattern("rnn-tanh", steps=T, direction="forward")
     bwd = arch.causal_pattern("rnn-tanh", steps=T, direction="backward")
     blocks.append({"kind": "text", "text": (
-        r"A bidirectional RNN runs a second recurrence backwards in time with its own weights; the output is "
+        r"A bidirectional RNN \citep{schuster1997bidirectional} runs a second recurrence backwards in time with its own weights; the output is "
         r"$[h^{(t)}_{\rightarrow}; h^{(t)}_{\leftarrow}]$. The blocks $\partial s^{(t)}/\partial x^{(s)}$ of each "
         rf"direction over $T = {T}$ steps, built from the step Jacobians $A$ and input Jacobians $K$:"
     )})  # fmt: skip
@@ -177,7 +183,8 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
         rf"against the LSTM's {lstm_p} (a ratio of {gru_p / lstm_p:.2f}).",
         "Clip the gradient norm for the exploding side (see the clipping section); skips do not bound it.",
     ]
-    blocks.append({"kind": "text", "text": "Practical takeaways, each measured above:"})
-    blocks.append({"kind": "itemize", "items": items})
+    blocks.append(takeaway(
+        "Each measured above:\n\\begin{itemize}\n" + "\n".join(f"\\item {it}" for it in items) + "\n\\end{itemize}"
+    ))
     return {"title": "Beyond the vanilla RNN: skip connections, bidirectional and stacked RNNs",
             "label": "sec:beyond", "blocks": blocks}, results  # fmt: skip

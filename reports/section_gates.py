@@ -20,6 +20,7 @@ from ..numeric import init, lyapunov_spectrum, random_sequence
 from ..numeric.sweeps import gate_sweep, norm_sweep, phase_diagram
 from . import plots_dynamics
 from .latex import escape_tex
+from .section_story import motivation, takeaway
 from .sections import Context, _fig, _num
 
 __all__ = ["section_gates", "load_experiment"]
@@ -227,7 +228,7 @@ def _experiment(ctx: Context, data: dict) -> tuple[list[dict], dict]:
     blocks: list[dict] = [
         {"kind": "subsection", "title": "Trained: the adding problem"},
         {"kind": "text", "text": (
-            "The adding problem (Hochreiter and Schmidhuber 1997): two values of a random sequence are marked, one in "
+            "The adding problem \\citep{hochreiter1997long}: two values of a random sequence are marked, one in "
             "each half, and the network must output their sum at the end. Predicting 1 gives test MSE "
             f"${_num(data['baseline_mse'])}$; a model counts as solving a length below ${_num(data['solved_mse'])}$ "
             f"and as failing above ${_num(data['failed_above'])}$. Each cell has about {cfg['budget']} parameters, "
@@ -256,17 +257,26 @@ def section_gates(ctx: Context) -> tuple[dict, dict]:
     key = next(k for k in d.blocks if all(str(v).startswith("c") for v in k))  # ∂c^{(t)}/∂c^{(t-1)}
     cc = d.blocks[key]
     blocks: list[dict] = [
+        motivation(
+            "The theorem and the gate paths say what can happen; they do not say what does happen over a long "
+            "sequence, nor whether the gates really make the difference. This section answers that by "
+            "measurement: how fast does the gradient of each cell shrink or grow per step, and which knob moves it?"
+        ),
         {"kind": "text", "text": (
             r"The theorem bounds the gradient; what it actually does over a long span is measured by the Lyapunov "
             r"exponents of the product $J_T J_{T-1} \cdots J_1$: $\lambda_1 < 0$ means $\|\partial s_T/\partial s_t\|_2$ "
             r"shrinks like $e^{\lambda_1 (T-t)}$, $\lambda_1 > 0$ that it grows, $\lambda_1 \approx 0$ that it is kept. "
-            r"gradproof computes them by re-orthonormalising the derived step Jacobians (the QR method of Benettin et al. "
-            r"1980, as Engelken, Wolf and Abbott do for RNNs), in natural logarithms per step. The LSTM's cell path is "
+            r"gradproof computes them by re-orthonormalising the derived step Jacobians (the QR method of "
+            r"\citet{benettin1980lyapunov}, as \citet{engelken2020lyapunov} and \citet{vogt2022lyapunov} do for "
+            r"RNNs), in natural logarithms per step. The LSTM's cell path is "
             r"where a gate acts directly on this product; its derived block, $"
             + derive.latex(derive.algebra.JacobianSymbol(*key)) + " = " + derive.latex(cc)
             + r"$ (Section~\ref{sec:lstm}), shows that a forget gate near 1 keeps the cell's contribution to the product. The experiments below vary the bias "
             r"$\beta$ of the gate that keeps the state: the LSTM's $b_f = \beta$, PyTorch's GRU $b_\zeta = \beta$ ($\zeta = 1$ "
-            r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it)."
+            r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it). Figure~\ref{fig:gate_sweep} "
+            r"sweeps that bias, Figure~\ref{fig:sweep_profiles} shows the gradient profiles behind the sweep, "
+            r"Figure~\ref{fig:phase_diagram} varies the bias and the weights together, and "
+            r"Figure~\ref{fig:lyapunov_spectra} gives the full spectra at initialisation."
         )},
     ]  # fmt: skip
     results: dict[str, Any] = {}
@@ -285,4 +295,15 @@ def section_gates(ctx: Context) -> tuple[dict, dict]:
             r"Run \texttt{gradproof experiment adding --out DIR} and \texttt{gradproof report --experiments DIR} to add "
             r"the trained models (the adding problem) to this section."
         )})  # fmt: skip
+    sw = results["sweeps"]
+    lstm_at = sw["neutral_from_bias"].get("lstm")
+    spectra = results["spectra"]["cells"]
+    blocks.append(takeaway(
+        r"Measured, a gate's bias is the knob: the LSTM's largest exponent comes within " + f"{NEUTRAL}" + r" of 0 "
+        + (rf"from a forget bias $\beta = {lstm_at:g}$ on" if lstm_at is not None else "at no forget bias of the grid")
+        + r", while the closest the $\tanh$ RNN gets by scaling its weights is $|\lambda_1| = "
+        + _num(results["sweeps"]["closest_to_zero"]["rnn"]) + r"$. At PyTorch's initialisation all three cells are "
+        + ("contractive" if all(c["exponents"][0] < 0 for c in spectra.values()) else "not all contractive")
+        + r" ($\lambda_1$ of the LSTM $" + _num(spectra["lstm"]["exponents"][0]) + r"$ per step)."
+    ))
     return {"title": "Why gates help, measured", "label": "sec:gates", "blocks": blocks}, results

@@ -156,6 +156,34 @@ def _displays_once(blocks: list[dict]) -> list[dict]:
     return out
 
 
+def _motivation(text: str) -> dict:
+    from .section_story import motivation
+
+    return motivation(text)
+
+
+def _takeaway(text: str) -> dict:
+    from .section_story import takeaway
+
+    return takeaway(text)
+
+
+def _activation_math(name: str) -> str:
+    """An activation's name as math, sigma(x) printed by derive (``tanh(3*x)`` -> \\tanh(3x))."""
+    return derive.activation(name).latex_of("x")
+
+
+def _zero_marker_note(contributions: np.ndarray) -> str:
+    """The sentence that explains the plots' "exactly 0" marker, for terms indexed by k steps back."""
+    zeros = [int(k) for k in np.nonzero(np.asarray(contributions) == 0.0)[0]]
+    if not zeros:
+        return ""
+    T = len(contributions)
+    why = (r", the term of step 1, which is multiplied by $h^{(0)} = 0$" if zeros == [T - 1] else "")
+    return (r" A triangle on the bottom edge marks a term that is exactly $0$, whose logarithm $-\infty$ "
+            r"cannot be drawn: here $k = " + ", ".join(map(str, zeros)) + "$" + why + ".")
+
+
 def _align_definitions(cell: derive.Cell, names: dict | None = None) -> dict:
     return {"kind": "align", "lines": [f"{latex(_renamed(e.lhs, names))} &= {latex(_renamed(e.rhs, names))}"
                                        for e in cell.equations]}
@@ -236,6 +264,12 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     generic = derive.RNN("tanh")
     d = derive.step_jacobian(generic)
     blocks: list[dict] = [
+        _motivation(
+            r"Section~\ref{sec:scalar} multiplied numbers; a real RNN multiplies matrices, which do not commute "
+            r"and whose size is not one number. This section answers the lecture's central question with the "
+            r"matrices in place: when is the product of step Jacobians guaranteed to vanish, when can it explode, "
+            r"and which quantity of $W_h$ decides, its eigenvalues or its singular values?"
+        ),
         {"kind": "text", "text": (
             "The vanilla RNN of the lecture, written by gradproof as a list of definitions "
             r"(here with $\sigma = \tanh$; any activation works the same way):"
@@ -271,7 +305,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
 
     # The theorem
     thm = derive.pascanu_bound(rnn)
-    blocks.append({"kind": "subsection", "title": "The theorem (Pascanu, Mikolov and Bengio, 2013)"})
+    blocks.append({"kind": "subsection", "title": r"The theorem of \texorpdfstring{\citet{pascanu2013difficulty}}{Pascanu, Mikolov and Bengio (2013)}"})
     for st in thm.statements[1:]:
         if st.text.startswith("the definition of"):  # η is defined inline in the step before
             continue
@@ -286,7 +320,7 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
         "caption": r"$\gamma = \sup|\sigma'|$ derived for each activation, and the threshold $1/\gamma$ "
                    r"on $\sigma_{\max}(W_h)$ below which vanishing is guaranteed.",
         "columns": ["activation", r"$\gamma$", r"$1/\gamma$"],
-        "rows": [[r"\texttt{" + escape_tex(k) + "}", f"${sp.latex(g, fold_short_frac=True)}$", f"${sp.latex(1 / g, fold_short_frac=True)}$"]
+        "rows": [[f"${_activation_math(k)}$", f"${sp.latex(g, fold_short_frac=True)}$", f"${sp.latex(1 / g, fold_short_frac=True)}$"]
                  for k, g in gammas.items()],
         "align": "lrr",
     })  # fmt: skip
@@ -346,11 +380,11 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
     dropped = float(np.sum(contrib[tau + 1 :]) / np.sum(contrib))
     results["truncation"] = {"window": tau, "log_contribution": log_c, "share_dropped_by_window": dropped}
     blocks.append(_fig(ctx, plots.truncation(np.arange(T), log_c, tau), "truncation", (
-        r"Truncated BPTT (d2l; Tallec and Ollivier 2017 for the randomised variant): the norm of the term of step "
+        r"Truncated BPTT \citep{zhang2023dive}; \citet{tallec2017unbiasing} for the randomised variant. The norm of the term of step "
         r"$T - k$ in the BPTT sum for $\partial J^{(T)}/\partial W_h$ of the vanishing RNN above, against $k$. A "
         r"window of $\tau = " + str(tau) + r"$ steps drops terms that add up to a fraction $" + _num(dropped)
         + r"$ of the total magnitude here: exactly the long-range ones, which the vanishing gradient had "
-        r"already made negligible."
+        r"already made negligible." + _zero_marker_note(contrib)
     ), width=0.75))  # fmt: skip
     sig = init("rnn-sigmoid", hidden=16, inputs=4, seed=ctx.seed, spectral_norm=5.0)
     W = sig["W_h"]
@@ -394,8 +428,8 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
         r"box above grows with $\rho \approx " + _num(sat.spectral_radius) + r" < 1$, and the sigmoid network of "
         r"Figure~\ref{fig:spectrum} vanishes (by $10^{" + f"{rate_sig:.2f}" + r"}$ per step) although its "
         r"$\rho(W_h) = " + _num(r_sig.spectral_radius) + r" > 1$. In fairness to the lecture, the ``eigenvalue'' wording follows "
-        r"the first arXiv version of Pascanu, Mikolov and Bengio (2012); the ICML 2013 version states the conditions "
-        r"with the largest singular value."
+        r"the first arXiv version \citep{pascanu2012understanding}; the ICML version \citep{pascanu2013difficulty} "
+        r"states the conditions with the largest singular value."
     )}  # fmt: skip
     blocks.append({"kind": "note", "title": first.title, "text": (
         "The lecture: ``" + escape_tex(first.lecture).replace(r"W\_h", "$W_h$") + "''. The theorem needs " + f"${first.latex()}$. "
@@ -438,6 +472,13 @@ def section_rnn(ctx: Context) -> tuple[dict, dict]:
         "saturation_growth": {"spectral_radius": sat.spectral_radius, "sigma_max": sat.sigma_max, "k": sat.k,
                               "norm": sat.norm},
     }  # fmt: skip
+    blocks.append(_takeaway(
+        r"Vanishing is guaranteed when $\eta = \gamma\,\sigma_{\max}(W_h) < 1$ (here $\sigma_{\max} = "
+        + _num(van["sigma_max"]) + r"$: the gradient fell to $10^{" + f"{van['log10_growth_over_T']:.1f}" + r"}$ over "
+        + str(van["longest_span"]) + r" steps); $\eta \ge 1$ only allows growth. The eigenvalues do not decide: "
+        r"$\rho < 1$ still allowed $\|W^k\|_2$ to reach " + _num(tg.peak[1]) + r", and a sigmoid RNN with "
+        r"$\rho = " + _num(r_sig.spectral_radius) + r"$ vanished by $10^{" + f"{rate_sig:.2f}" + r"}$ per step."
+    ))
     return {"title": "The vanilla RNN and why its gradient vanishes", "label": "sec:rnn", "blocks": _displays_once(blocks)}, results
 
 
@@ -464,9 +505,14 @@ def section_clipping(ctx: Context) -> tuple[dict, dict]:
     surf = cliff.surface()
     plain, clipped = cliff.compare_clipping()
     blocks: list[dict] = [
+        _motivation(
+            "Vanishing makes learning slow; exploding makes it fail outright, with one step that lands on a "
+            "loss of Inf or NaN or throws away everything learned so far. This section answers what to do about "
+            "the exploding side, and why the standard fix keeps the gradient's direction."
+        ),
         {"kind": "text", "text": (
             "When the product of Jacobians grows, one gradient step can throw the parameters far away. "
-            "Pascanu et al. (2013, Algorithm 1) rescale the gradient of all parameters together when its "
+            "\\citet[Algorithm~1]{pascanu2013difficulty} rescale the gradient of all parameters together when its "
             "norm exceeds a threshold $c$; clipping each entry at $c$ instead (the older alternative) "
             "changes the direction (Figure~\\ref{fig:clipping_directions}):"
         )},
@@ -501,6 +547,11 @@ def section_clipping(ctx: Context) -> tuple[dict, dict]:
                   "longest_step_clipped": clipped.longest_step[1], "threshold": clipped.threshold,
                   "final_loss_plain": float(plain.losses[-1]), "final_loss_clipped": float(clipped.losses[-1])},
     }  # fmt: skip
+    blocks.append(_takeaway(
+        r"Clip the norm, not the entries: at $c = 1$ norm clipping kept the direction of $g$ while value "
+        r"clipping turned it to cosine " + _num(cos_v, 4) + r". On the cliff the same SGD run ended at loss $"
+        + _num(float(plain.losses[-1])) + r"$ unclipped and $" + _num(float(clipped.losses[-1])) + r"$ clipped."
+    ))
     return {"title": "Exploding gradients and clipping", "label": "sec:clipping", "blocks": _displays_once(blocks)}, results
 
 
@@ -516,7 +567,12 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
     d = derive.step_jacobian(lstm)
     thm = derive.pascanu_bound(lstm)
     blocks: list[dict] = [
-        {"kind": "text", "text": "The LSTM with a forget gate (Hochreiter and Schmidhuber 1997; Gers et al. 2000):"},
+        _motivation(
+            "Clipping treats the exploding side; the vanishing side needs a different architecture. The LSTM "
+            "was built for it. This section answers where, in the LSTM's step Jacobian, a gradient can pass "
+            "without being multiplied by $W_h$ and $\\sigma'$, and whether that path is open at initialisation."
+        ),
+        {"kind": "text", "text": r"The LSTM with a forget gate \citep{hochreiter1997long,gers2000learning}:"},
         _align_definitions(lstm),
         {"kind": "text", "text": (
             r"Figure~\ref{fig:cell_lstm} draws the cell from these definitions: one node per gate and "
@@ -566,6 +622,12 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
         + r", cell path $10^{" + f"{results['lstm_cell_path_bound_log10']:.1f}" + r"}$. With gates near $1/2$ "
         r"every cell still vanishes; the gates only help when they learn to stay near 1 (forget) or 0 (update)."
     )))  # fmt: skip
+    blocks.append(_takeaway(
+        r"The cell path $\partial c^{(t)}/\partial c^{(t-1)} = \operatorname{diag}(f^{(t)})$ carries the gradient "
+        r"with no weight matrix and no $\sigma'$, so its size is set by the forget gate alone. At initialisation "
+        r"($f \approx 1/2$) it still vanishes: the cell-path bound is $10^{" + f"{results['lstm_cell_path_bound_log10']:.1f}"
+        + r"}$ after " + str(steps) + r" steps, the LSTM's measured norm $10^{" + f"{final['lstm']:.1f}" + r"}$."
+    ))
     return {"title": "LSTM: the cell as a shortcut", "label": "sec:lstm", "blocks": _displays_once(blocks)}, results
 
 
@@ -678,8 +740,13 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
     lecture, torch_form = derive.cell("gru"), derive.cell("gru-torch")
     zeta = _torch_gate_names()  # PyTorch's update gate z printed as zeta (z^{(t)} is the RNN's pre-activation)
     blocks: list[dict] = [
+        _motivation(
+            "The GRU promises the LSTM's shortcut with fewer gates. This section answers what its shortcut is, "
+            "why the lecture's GRU and PyTorch's are not the same function, and what the fewer gates buy in "
+            "parameters and time."
+        ),
         {"kind": "text", "text": (
-            "Two conventions are in use. The lecture's (CS224n) applies the reset gate before the matrix "
+            "Two conventions are in use. The lecture's \\citep{cs224n2019lecture7} applies the reset gate before the matrix "
             "product and updates with $u$:"
         )},
         _align_definitions(lecture),
@@ -703,7 +770,7 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
             r"edge alone; the full block adds the paths through the gates and the candidate."
         )),
         {"kind": "text", "text": (
-            r"So $\zeta = 1 - u$: it is the update gate of Cho et al. (2014), who call it $z$ and keep the state "
+            r"So $\zeta = 1 - u$: it is the update gate of \citet{cho2014learning}, who call it $z$ and keep the state "
             r"with it as PyTorch does but, like the lecture, apply the reset before the matrix product. The gates are "
             r"stacked in the order $(r, \zeta, n)$ (PyTorch's $(r, z, n)$) in \texttt{weight\_ih\_l0} and \texttt{weight\_hh\_l0}, and because $r$ "
             r"multiplies $b_{hn}$, PyTorch's two candidate biases are not redundant. The two forms are "
@@ -769,6 +836,12 @@ def section_gru(ctx: Context) -> tuple[dict, dict]:
         "disabled."
     )))  # fmt: skip
     results = {"parameter_counts": counts, "step_time": timing, "lstm_over_gru": ref["lstm_over_gru"]}
+    blocks.append(_takeaway(
+        r"The GRU's direct path $\operatorname{diag}(1 - u^{(t)})$ plays the LSTM cell path's role with one gate "
+        r"fewer: " + _thousands(counts["gru"]["gradproof"]) + r" parameters against " + _thousands(counts["lstm"]["gradproof"])
+        + rf" at $n = {n}$, $m = {m}$. Whether that makes it faster depends on the engine (the timings above); "
+        r"whether it learns as well depends on the task."
+    ))
     return {"title": "GRU: two conventions", "label": "sec:gru", "blocks": _displays_once(blocks)}, results
 
 
@@ -828,6 +901,10 @@ def section_verification(ctx: Context) -> tuple[dict, dict]:
                         ("step Jacobian", "input Jacobian", "params")] + ["yes" if rep.ok else r"\textbf{NO}"])
             results["checks"].append(rep.to_json())
     blocks = [
+        _motivation(
+            "Every equation in this report was printed from an object; this section answers whether those "
+            "objects are right, by comparing them with independent references on numbers."
+        ),
         {"kind": "text", "text": (
             f"Every derived quantity of every cell, evaluated on random weights (hidden {hidden}, input {inputs}, "
             f"$T = {steps}$, a random nonzero initial state, seed {ctx.seed}) and compared at every step with "
@@ -845,6 +922,12 @@ def section_verification(ctx: Context) -> tuple[dict, dict]:
         {"kind": "text", "text": "Versions: " + escape_tex(_versions()) + "."},
     ]  # fmt: skip
     results["all_ok"] = all(r["ok"] for r in results["checks"])
+    worst = max((c["max_rel"] for r in results["checks"] for c in r["checks"]), default=0.0)
+    results["worst_relative_error"] = worst
+    blocks.append(_takeaway(
+        f"{len(results['checks'])} comparisons; " + ("all within" if results["all_ok"] else "\\textbf{not} all within")
+        + r" $10^{-10}$, the largest relative error $" + _num(worst, 2) + "$."
+    ))
     return {"title": "Verification", "label": "sec:verification", "blocks": blocks}, results
 
 
@@ -970,8 +1053,24 @@ def section_beyond(ctx: Context) -> tuple[dict, dict]:
 
     return build(ctx)
 
+def section_scalar(ctx: Context) -> tuple[dict, dict]:
+    """The one-unit warm-up (reports/section_story.py, imported when the section runs)."""
+    from .section_story import section_scalar as build
+
+    return build(ctx)
+
+
+def section_why(ctx: Context) -> tuple[dict, dict]:
+    """Why vanishing is a problem (reports/section_story.py, imported when the section runs)."""
+    from .section_story import section_why as build
+
+    return build(ctx)
+
+
 SECTIONS: tuple[tuple[str, Callable[[Context], tuple[dict, dict]]], ...] = (
+    ("scalar", section_scalar),
     ("rnn", section_rnn),
+    ("why", section_why),
     ("clipping", section_clipping),
     ("lstm", section_lstm),
     ("gru", section_gru),

@@ -104,9 +104,12 @@ def _all_symbols(model) -> set:
 
 
 def _numbers(a: sp.Matrix) -> list:
-    """The entries of a matrix of closed-form numbers, evaluated with mpmath at 40 digits."""
-    mpmath.mp.dps = 40
-    return [sp.lambdify((), e, "mpmath")() for e in a]
+    """The entries of a matrix of closed-form numbers, evaluated by ``evalf`` to 45 digits.
+
+    ``evalf`` raises its working precision until the requested digits are right; printing the
+    closed forms for ``lambdify`` cost far more (SymPy orders an Add's terms by their numeric values).
+    """
+    return [e.evalf(45) for e in a]
 
 
 def _close(a: sp.Matrix, b: sp.Matrix) -> None:

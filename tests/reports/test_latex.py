@@ -290,6 +290,7 @@ def test_render_places_caller_strings_verbatim() -> None:
         "hyperref",
         "tikz",
         "placeins",
+        "natbib",  # texlive-latex-base (kpsewhich natbib.sty), for the BibTeX references
     }
     assert not {"cleveref", "siunitx", "breqn"} & packages
     assert "\\allowdisplaybreaks" in tex and "\\sloppy" not in tex and "\\tableofcontents" in tex

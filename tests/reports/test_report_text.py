@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradproof.reports import sections
@@ -51,6 +52,8 @@ def built(tmp_path_factory) -> tuple[str, dict, str]:
         build_report(ReportOptions(out=out, cells=("rnn-tanh", "lstm", "gru", "gru-torch"), seed=0, pdf=False))
     finally:
         mp.undo()
+    # --no-pdf: the bibliography travels with the .tex, so `latexmk -pdf report.tex` works there
+    assert (out / "refs.bib").read_bytes() == (Path(sections.__file__).parent / "templates" / "refs.bib").read_bytes()
     return ((out / "report.tex").read_text(), json.loads((out / "results.json").read_text()),
             (out / "timings.tex").read_text())
 
@@ -101,10 +104,10 @@ def test_the_clipping_threshold_is_not_theta(built) -> None:
 def test_corrected_statements(built) -> None:
     tex, _, _ = built
     assert "only for normal" not in tex and r"\operatorname{diag}(2) \oplus" in tex
-    assert "Cho et al. 2014 also write" not in tex and "update gate of Cho et al. (2014), who call it $z$" in tex
+    assert "Cho et al. 2014 also write" not in tex and "update gate of \\citet{cho2014learning}, who call it $z$" in tex
     assert "first arXiv version" in tex and "neither necessary nor sufficient" in tex
     assert r"J = \sum_t J^{(t)}" in tex and "gradient layout" in tex
-    assert r"\texttt{hard\_sigmoid}" in tex and "largest eigenvalue of $W_h$" in tex
+    assert r"\operatorname{hardsigmoid}\left(x\right)" in tex and "largest eigenvalue of $W_h$" in tex  # as math
 
 
 def test_the_timing_compares_both_engines_forward_and_backward(built) -> None:
@@ -135,3 +138,124 @@ def test_timings_sentence_follows_the_numbers() -> None:
     assert r"\emph{not} faster at any size" in sections.timings_tex(results(0.8, 0.9))
     text = sections.timings_tex(results(0.9, 1.2))
     assert "faster at some sizes only" in text and "0.90 to 1.20" in text
+
+
+# -- the report told as a story (issue 15, h15a) -------------------------------------------------
+
+
+def _leaves(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _leaves(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _leaves(v)
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        yield float(x)
+    elif isinstance(x, str):
+        for m in re.findall(r"-?\d+(?:\.\d+)?", x):
+            yield float(m)
+
+
+def _forms(v: float) -> set[str]:
+    """The ways the report prints a number of results.json (sections._num, fixed decimals, log10)."""
+    import math
+
+    if not math.isfinite(v):
+        return set()
+    out = {sections._num(v, d) for d in (2, 3, 4)}
+    for f in (".1f", ".2f", "g"):
+        out |= {format(v, f), format(v / math.log(10), f)}
+    if v == int(v):
+        out.add(str(int(v)))
+    return {o.replace(r"\,", "") for o in out}
+
+
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{-?\d+\})?")
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers a sentence states: references and citations dropped, 10^{x} read as x."""
+    text = re.sub(r"\\(?:ref|cite[tp]?|label)(?:\[[^]]*\])?\{[^}]*\}", "", text)
+    text = re.sub(r"(?<!\\times )10\^\{(-?\d+(?:\.\d+)?)\}", r"\1", text)
+    return _NUMBER_RE.findall(text.replace(r"\,", ""))
+
+
+def unknown_numbers(tex: str, results: dict) -> list[tuple[str, str]]:
+    known: set[str] = set()
+    for v in _leaves(results):
+        known |= _forms(v)
+    boxes = re.findall(r"\\begin\{gptakeaway\}(.*?)\\end\{gptakeaway\}", tex, re.S)
+    solutions = re.findall(r"\\emph\{Solution\.\}(.*)", tex.split("\\appendix", 1)[1])
+    return [(n, t[:60]) for t in boxes + solutions for n in numbers_in(t)
+            if n not in known and not (n.lstrip("-").isdigit() and abs(int(n)) <= 2)]
+
+
+def test_the_number_check_catches_a_typed_number() -> None:
+    tex = "\\begin{gptakeaway}kept $10^{-3.5}$ and $0.25$\\end{gptakeaway}\\appendix\\emph{Solution.} $0.125$\n"
+    assert unknown_numbers(tex, {"a": -3.5 * 2.302585092994046, "b": 0.25, "c": 0.125}) == []
+    assert unknown_numbers(tex, {"a": -3.5 * 2.302585092994046, "b": 0.25}) == [("0.125", " $0.125$")]
+
+
+def test_every_number_in_a_takeaway_or_solution_is_in_results_json(built) -> None:
+    tex, results, _ = built
+    assert unknown_numbers(tex, results) == []
+
+
+def test_each_section_opens_with_motivation_and_closes_with_a_takeaway(built) -> None:
+    from gradproof.reports.section_story import MOTIVATION_MARK
+
+    tex, _, _ = built
+    body = tex.split("\\begin{document}", 1)[1].split("\\bibliography", 1)[0]
+    parts = re.split(r"\\section\{", body)[1:]
+    mine = {"scalar", "rnn", "why", "clipping", "lstm", "gru", "beyond", "gates", "summary", "verification"}
+    labels = [re.search(r"\\label\{sec:([^}]*)\}", part).group(1) for part in parts]
+    assert mine <= set(labels)
+    for part, label in zip(parts, labels):
+        if label not in mine:  # a section another issue adds
+            continue
+        title = part.split("}", 1)[0]
+        after_heading = part.split("\n", 1)[1].lstrip()
+        assert after_heading.startswith(MOTIVATION_MARK), title
+        assert part.count("\\begin{gptakeaway}") == 1, title
+        # the box closes the section: only floats may follow it
+        tail = part.split("\\end{gptakeaway}", 1)[1]
+        assert not re.search(r"\\begin\{(equation|align|multline)", tail), title
+    assert "\\newenvironment{gptakeaway}" in tex
+
+
+def test_the_appendix_has_exercises_with_solutions(built) -> None:
+    tex, results, _ = built
+    appendix = tex.split("\\appendix", 1)[1]
+    n = appendix.count("\\paragraph{Exercise ")
+    assert 5 <= n <= 8 and appendix.count("\\emph{Solution.}") == n == len(results["exercises"])
+
+
+def test_every_citation_is_in_refs_bib(built) -> None:
+    tex, _, _ = built
+    bib = (Path(sections.__file__).parent / "templates" / "refs.bib").read_text()
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, re.M))
+    cited = {k.strip() for group in re.findall(r"\\cite[tp]?\*?(?:\[[^]]*\])?\{([^}]*)\}", tex) for k in group.split(",")}
+    assert len(cited) >= 12 and cited <= keys
+    assert "\\bibliography{refs}" in tex and "\\usepackage[round,sort]{natbib}" in tex
+    # no author-year citation typed in the running text any more
+    for typed in ("Pascanu et al. (2013", "Cho et al. (2014)", "(He et al. 2016)", "Hochreiter and Schmidhuber 1997"):
+        assert typed not in tex
+
+
+def test_the_one_unit_example_comes_before_the_matrix_case(built) -> None:
+    from gradproof.derive.scalar import scalar_chain
+
+    tex, results, _ = built
+    assert tex.index("\\label{sec:scalar}") < tex.index("\\label{sec:rnn}") < tex.index("\\label{sec:why}")
+    assert derive_latex(scalar_chain("tanh").product) in tex
+    rows = results["scalar"]["rows"]
+    assert rows["0.5"]["log10_rest"] == pytest.approx(30 * np.log10(0.5), abs=1e-9)
+    assert all(r["log10_driven"] <= r["log10_bound"] + 1e-9 for r in rows.values())
+    assert "syntactic recency" in tex and "sequential recency" in tex
+
+
+def derive_latex(obj) -> str:
+    from gradproof.derive import latex
+
+    return latex(obj)

@@ -38,7 +38,9 @@ def test_section_numbers_come_from_the_run(built):
     assert decades["plain, sigmoid"] < -20 < decades["residual, sigmoid"]
     assert res["paths"] == {"example": 10, "T100_L4_from_1_1": 171700}  # C(5, 2) and C(102, 3)
     assert res["causal_zero_blocks"] == {"T": 4, "forward": 6, "backward": 6}
-    takeaways = next(b for b in sec["blocks"] if b["kind"] == "itemize")["items"]
+    box = sec["blocks"][-1]["text"]  # the closing takeaway box holds the list
+    assert box.startswith("\\begin{gptakeaway}") and box.endswith("\\end{gptakeaway}")
+    takeaways = box.split("\\item ")[1:]
     assert f"10^{{{decades['plain, sigmoid']:.1f}}}" in takeaways[0]
     json.dumps(res, default=lambda a: np.asarray(a).tolist())  # serialisable for results.json
     for stem in ("depth_norms", "grid_paths"):
