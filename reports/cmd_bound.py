@@ -142,6 +142,8 @@ def analyse_torch_model(
 
 def _load_params(path: str) -> dict[str, np.ndarray]:
     """The named parameters of an ``.npz`` archive (numpy.savez(path, W_f=..., ...))."""
+    import numpy as np
+
     if not os.path.isfile(path):
         raise GradproofError(f"no parameters file at {path!r}; save one with numpy.savez('p.npz', W=W, b=b, ...)")
     try:
