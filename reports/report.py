@@ -105,7 +105,8 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
         figures = tmp / "figures"
         figures.mkdir()
         ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model,
-                               user_model=user_model, experiments=options.experiments)  # fmt: skip
+                               user_model=user_model, experiments=options.experiments,
+                               figure_formats=("pdf",))  # fmt: skip
         parts: list[tuple[str, Callable]] = [*sections.SECTIONS, ("gates", section_gates)]
         if options.torch_model is not None:
             parts.append(("model", sections.section_model))
