@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -98,10 +99,25 @@ def _build_part(make: Callable[[sections.Context], tuple[dict, dict]], ctx: sect
     return {**section, "blocks": sections.refer_to_figures(section["blocks"])}, numbers
 
 
-def _second_process(conn: Any, parts: Sequence[Part], ctx: sections.Context, indices: Sequence[int]) -> None:
+def _die_with(parent: int) -> None:
+    """Ask Linux to kill this process when ``parent`` dies (``PR_SET_PDEATHSIG``), so a main process
+    killed with SIGKILL leaves nothing writing into its temporary folder; exit if it is gone already."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: the pipe ends it instead
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _second_process(conn: Any, parts: Sequence[Part], ctx: sections.Context, indices: Sequence[int],
+                    parent: int) -> None:
     """Body of the forked process: build ``parts[i]`` for ``i`` in ``indices``, send each back."""
     code = 0
     try:
+        _die_with(parent)
         for i in indices:
             t0 = time.perf_counter()
             try:
@@ -157,7 +173,8 @@ def run_parts(parts: Sequence[Part], ctx: sections.Context, *, say: Callable[[st
         conn, child = mp.Pipe(duplex=False)
         sys.stdout.flush()
         sys.stderr.flush()
-        proc = mp.Process(target=_second_process, args=(child, parts, ctx, away), daemon=True)
+        proc = mp.Process(target=_second_process, args=(child, parts, ctx, away, os.getpid()),
+                           daemon=True)
         with warnings.catch_warnings():  # Python 3.12+: fork with threads running (tqdm's monitor)
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*fork\(\)")
             proc.start()

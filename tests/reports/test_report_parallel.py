@@ -103,3 +103,46 @@ def test_one_and_two_processes_write_the_same_report(tmp_path) -> None:
     for name in figs:
         if name != "step_times.pdf":  # measured
             assert (one.out / "figures" / name).read_bytes() == (two.out / "figures" / name).read_bytes(), name
+
+
+def test_the_second_process_dies_with_the_main_one(tmp_path: Path) -> None:
+    """SIGKILL of the main process also ends the second one (nothing keeps writing figures)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = f"""
+import os, time
+from pathlib import Path
+from gradproof.reports import report, sections
+def slow(ctx):
+    Path({str(tmp_path)!r}, "child").write_text(str(os.getpid()))
+    time.sleep(60)
+report.SECOND_PROCESS = ("slow",)
+figures = Path({str(tmp_path)!r}, "figures"); figures.mkdir()
+ctx = sections.Context(figures=figures, seed=0, cells=("rnn-tanh",))
+report.run_parts([("slow", slow), ("main", lambda c: time.sleep(60))], ctx, say=print, total=3, jobs=2)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    child_file = tmp_path / "child"
+    deadline = time.monotonic() + 120
+    while not child_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    child = int(child_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{child}/stat") as stat:  # a zombie waiting for its reaper is gone too
+            if stat.read().split(") ")[1].startswith("Z"):
+                break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the second process outlived the main one")
