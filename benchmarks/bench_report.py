@@ -7,6 +7,8 @@ average next to it: on a shared machine the absolute times move with the other p
 * the same command again into the folder of the previous run (PDF included, LaTeX starts from
   the previous build's .aux/.toc: one pass when nothing moved);
 * ``gradproof report --out TMP --no-pdf``;
+* the CPU seconds of each command and the processes it started (``getrusage(RUSAGE_CHILDREN)``):
+  less sensitive to the other processes of a shared machine than the wall time;
 * per section: ``build_report(..., jobs=1)`` in this process, one section after the other, the
   wall and CPU time between the progress messages ``[k/N] section: NAME``.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,10 +52,14 @@ def _command(out: Path, *extra: str, source: Path | None = None) -> list[str]:
     return [*head, "report", "--out", str(out), *extra]
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and every process it started: LaTeX, workers)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _sections_once(out: Path) -> dict[str, dict[str, float]]:
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.repeats < 1:
         ap.error("--repeats must be 1 or more")
     runs: dict[str, list[float]] = {"pdf, new folder": [], "pdf, rebuild": [], "no pdf": []}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
     loads: list[float] = []
     sections: list[dict[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-report-") as root_name:
@@ -92,9 +100,12 @@ def main(argv: list[str] | None = None) -> dict:
         for r in range(args.repeats):
             loads.append(os.getloadavg()[0])
             src = args.source
-            runs["pdf, new folder"].append(_timed(_command(root / f"new{r}", source=src)))
-            runs["pdf, rebuild"].append(_timed(_command(root / f"new{r}", source=src)))
-            runs["no pdf"].append(_timed(_command(root / f"tex{r}", "--no-pdf", source=src)))
+            for key, cmd in (("pdf, new folder", _command(root / f"new{r}", source=src)),
+                             ("pdf, rebuild", _command(root / f"new{r}", source=src)),
+                             ("no pdf", _command(root / f"tex{r}", "--no-pdf", source=src))):  # fmt: skip
+                wall, seconds = _timed(cmd)
+                runs[key].append(wall)
+                cpu[key].append(seconds)
             if not args.no_sections and src is None:
                 sections.append(_sections_once(root / f"sections{r}"))
             loads.append(os.getloadavg()[0])
@@ -105,12 +116,13 @@ def main(argv: list[str] | None = None) -> dict:
         "load_average_1min": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)},
         "wall_s": {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
                    for k, v in runs.items()},  # fmt: skip
+        "cpu_s": {k: {"median": statistics.median(v), "runs": v} for k, v in cpu.items()},
     }
     print(f"gradproof report, {args.repeats} runs each, load average {result['load_average_1min']['min']:.1f}"
           f"-{result['load_average_1min']['max']:.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'run':<24}{'median s':>10}{'min s':>9}{'max s':>9}")
+    print(f"{'run':<24}{'median s':>10}{'min s':>9}{'max s':>9}{'CPU s':>9}")
     for k, v in result["wall_s"].items():
-        print(f"{k:<24}{v['median']:>10.2f}{v['min']:>9.2f}{v['max']:>9.2f}")
+        print(f"{k:<24}{v['median']:>10.2f}{v['min']:>9.2f}{v['max']:>9.2f}{result['cpu_s'][k]['median']:>9.2f}")
     if sections:
         names = list(sections[0])
         result["sections_one_process"] = {
