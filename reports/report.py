@@ -118,6 +118,8 @@ def _second_process(conn: Any, parts: Sequence[Part], ctx: sections.Context, ind
     code = 0
     try:
         _die_with(parent)
+        if "torch" in sys.modules:  # imported before the fork: its thread pool is the parent's
+            sys.modules["torch"].set_num_threads(1)
         for i in indices:
             t0 = time.perf_counter()
             try:
@@ -156,15 +158,15 @@ def run_parts(parts: Sequence[Part], ctx: sections.Context, *, say: Callable[[st
     With ``jobs=2`` a forked second process builds the sections named in :data:`SECOND_PROCESS`
     while this one builds the rest; each section writes its own figures, and the results come
     back through a pipe, so the report is the same as with ``jobs=1`` (one after the other, here).
-    ``fork`` shares the imported modules and ``ctx`` without pickling; it is not used once
-    PyTorch is imported in this process (a model given with ``--torch-model``), whose thread
-    pool does not survive a fork.
+    ``fork`` shares the imported modules and ``ctx`` without pickling. PyTorch's thread pool does
+    not survive a fork (a child's first multi-threaded op hangs once the parent has used it), so
+    when this process has imported torch the second one runs torch on one thread.
     """
     jobs = _default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise GradproofError(f"jobs: expected 1 or more processes, got {jobs}")
     away = [i for i, (name, _) in enumerate(parts) if name in SECOND_PROCESS]
-    if jobs == 1 or not away or len(away) == len(parts) or "torch" in sys.modules:
+    if jobs == 1 or not away or len(away) == len(parts):
         away = []
     out: list[tuple[dict, dict] | None] = [None] * len(parts)
     proc, conn = None, None

@@ -146,3 +146,22 @@ report.run_parts([("slow", slow), ("main", lambda c: time.sleep(60))], ctx, say=
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the second process outlived the main one")
+
+
+def test_torch_used_before_the_fork_still_runs_in_the_second_process(ctx, monkeypatch) -> None:
+    import torch
+
+    a = torch.randn(600, 600)
+    assert float((a @ a).exp().sum()) > 0  # this process's intra-op thread pool is now in use
+
+    def with_torch(_ctx: sections.Context) -> tuple[dict, dict]:
+        b = torch.randn(300, 300)
+        module = torch.nn.LSTM(8, 16)
+        module(torch.randn(5, 2, 8))[0].sum().backward()
+        return {"title": "t", "blocks": []}, {"sum": float((b @ b).abs().sum()) > 0, "pid": os.getpid(),
+                                              "threads": torch.get_num_threads()}  # fmt: skip
+
+    monkeypatch.setattr(report_mod, "SECOND_PROCESS", ("torch",))
+    out = run_parts([("a", _part("a")), ("torch", with_torch)], ctx, say=lambda _m: None, total=3, jobs=2)
+    numbers = out[1][1]
+    assert numbers["sum"] is True and numbers["pid"] != os.getpid() and numbers["threads"] == 1
