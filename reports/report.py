@@ -155,7 +155,7 @@ def run_parts(parts: Sequence[Part], ctx: sections.Context, *, say: Callable[[st
               jobs: int | None = None) -> list[tuple[dict, dict]]:
     """Build every section: ``[(section, numbers), ...]`` in the order of ``parts``.
 
-    With ``jobs=2`` a forked second process builds the sections named in :data:`SECOND_PROCESS`
+    With ``jobs`` ≥ 2 (more than two are used as two) a forked second process builds the sections named in :data:`SECOND_PROCESS`
     while this one builds the rest; each section writes its own figures, and the results come
     back through a pipe, so the report is the same as with ``jobs=1`` (one after the other, here).
     ``fork`` shares the imported modules and ``ctx`` without pickling. PyTorch's thread pool does
@@ -169,7 +169,7 @@ def run_parts(parts: Sequence[Part], ctx: sections.Context, *, say: Callable[[st
     if jobs == 1 or not away or len(away) == len(parts):
         away = []
     out: list[tuple[dict, dict] | None] = [None] * len(parts)
-    proc, conn = None, None
+    proc, conn, done = None, None, False
     if away:
         mp = multiprocessing.get_context("fork")
         conn, child = mp.Pipe(duplex=False)
@@ -201,10 +201,11 @@ def run_parts(parts: Sequence[Part], ctx: sections.Context, *, say: Callable[[st
                 raise pickle.loads(payload)
             say(f"[{i + 1}/{total}] section: {parts[i][0]} (second process)")
             out[i] = payload
+        done = True
     finally:
         if proc is not None:
             conn.close()
-            if proc.is_alive():
+            if done:  # it has sent everything and is exiting
                 proc.join(timeout=5)
             if proc.is_alive():  # an error here, or an interrupt: do not leave it running
                 proc.kill()

@@ -165,3 +165,23 @@ def test_torch_used_before_the_fork_still_runs_in_the_second_process(ctx, monkey
     out = run_parts([("a", _part("a")), ("torch", with_torch)], ctx, say=lambda _m: None, total=3, jobs=2)
     numbers = out[1][1]
     assert numbers["sum"] is True and numbers["pid"] != os.getpid() and numbers["threads"] == 1
+
+
+def test_an_error_here_stops_the_second_process(ctx, monkeypatch, tmp_path) -> None:
+    import time
+
+    def slow(_ctx: sections.Context) -> tuple[dict, dict]:
+        (tmp_path / "child").write_text(str(os.getpid()))
+        time.sleep(120)
+        return {"title": "slow", "blocks": []}, {}
+
+    def broken(_ctx: sections.Context) -> tuple[dict, dict]:
+        while not (tmp_path / "child").exists():
+            time.sleep(0.02)
+        raise RuntimeError("boom in the main process")
+
+    monkeypatch.setattr(report_mod, "SECOND_PROCESS", ("slow",))
+    with pytest.raises(RuntimeError, match="boom in the main process"):
+        run_parts([("slow", slow), ("broken", broken)], ctx, say=lambda _m: None, total=3, jobs=2)
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left sleeping
+        os.kill(int((tmp_path / "child").read_text()), 0)
