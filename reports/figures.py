@@ -1,7 +1,7 @@
 """Figure helpers for the report: one style, byte-reproducible files. No mathematics here.
 
 The plots themselves are drawn by the report's sections; this module only sets the look, saves
-each figure as PDF (for LaTeX) and PNG (for the README and notebooks) without dates or version
+each figure as PDF (for LaTeX) and, unless asked for PDF only, PNG (for the README and notebooks) without dates or version
 stamps that would change from run to run, and checks that a written file is a real image.
 """
 
@@ -21,9 +21,12 @@ from ..derive.errors import GradproofError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["PNG_DPI", "RC", "is_valid_image", "save", "style", "use_style"]
+__all__ = ["FORMATS", "PNG_DPI", "RC", "is_valid_image", "save", "style", "use_style"]
 
 PNG_DPI = 150
+
+FORMATS: tuple[str, ...] = ("pdf", "png")
+"""The formats :func:`save` can write, in the order it writes them."""
 
 # Okabe & Ito (2008) colour-blind-safe palette, black first dropped.
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -107,8 +110,8 @@ def _quiet_font_subsetting() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def save(fig: Figure, figures_dir: Path, stem: str) -> dict[str, Path]:
-    """Save ``fig`` as ``stem.pdf`` and ``stem.png`` (150 dpi) and close it.
+def save(fig: Figure, figures_dir: Path, stem: str, *, formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
+    """Save ``fig`` as ``stem.pdf`` and ``stem.png`` (150 dpi), or only the ``formats`` asked for, and close it.
 
     The files carry no creation date or software version, so the same figure gives the same
     bytes on every run.
@@ -121,11 +124,14 @@ def save(fig: Figure, figures_dir: Path, stem: str) -> dict[str, Path]:
         Directory, created if missing.
     stem : str
         File name without extension: letters, digits, ``_`` and ``-`` (safe in LaTeX).
+    formats : tuple of str
+        A non-empty subset of :data:`FORMATS`. The report writes ``("pdf",)``: LaTeX reads only
+        the PDFs, and each format is one more full drawing of the figure.
 
     Returns
     -------
     dict[str, Path]
-        ``{"pdf": ..., "png": ...}``.
+        format -> path, e.g. ``{"pdf": ..., "png": ...}``.
     """
     import matplotlib.pyplot as plt
 
@@ -136,10 +142,14 @@ def save(fig: Figure, figures_dir: Path, stem: str) -> dict[str, Path]:
             )
         figures_dir = Path(figures_dir)
         figures_dir.mkdir(parents=True, exist_ok=True)
-        paths = {"pdf": figures_dir / f"{stem}.pdf", "png": figures_dir / f"{stem}.png"}
-        with _quiet_font_subsetting():
-            fig.savefig(paths["pdf"], format="pdf", metadata=_PDF_METADATA)
-        fig.savefig(paths["png"], format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
+        if not formats or not isinstance(formats, tuple) or not set(formats) <= set(FORMATS):
+            raise GradproofError(f"figure formats: expected a non-empty tuple from {FORMATS}, got {formats!r}")
+        paths = {f: figures_dir / f"{stem}.{f}" for f in FORMATS if f in formats}
+        if "pdf" in paths:
+            with _quiet_font_subsetting():
+                fig.savefig(paths["pdf"], format="pdf", metadata=_PDF_METADATA)
+        if "png" in paths:
+            fig.savefig(paths["png"], format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
     finally:
         plt.close(fig)
     return paths

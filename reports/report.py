@@ -8,10 +8,19 @@ when the run finishes, so an interrupted or failed run never leaves a report tha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+import pickle
+import shutil
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from ..derive.cells import CELL_NAMES, cell
 from ..derive.errors import GradproofError
@@ -23,7 +32,7 @@ from .figures import use_style
 from .latex import LatexError, compile_pdf, find_engine, render_report
 from .output import AtomicDirectory, write_json
 
-__all__ = ["ReportOptions", "ReportResult", "build_report"]
+__all__ = ["ReportOptions", "ReportResult", "SECOND_PROCESS", "LATEX_STATE", "build_report", "reuse_latex_state", "run_parts"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,161 @@ report.fdb_latexmk  latexmk's database of file checksums, to decide when to reru
 """
 
 
-def build_report(options: ReportOptions, *, progress: Callable[[str], None] | None = None) -> ReportResult:
+Part = tuple[str, Callable[[sections.Context], tuple[dict, dict]]]
+
+#: the sections built by the second process, beside the others, when two cores are free: about half
+#: the work (the torch-based ones among them: PyTorch is imported in that process only); every
+#: other section, also one added later, is built by the main process
+SECOND_PROCESS: tuple[str, ...] = ("gru", "verification", "beyond", "lstm")
+
+
+def _build_part(make: Callable[[sections.Context], tuple[dict, dict]], ctx: sections.Context) -> tuple[dict, dict]:
+    section, numbers = make(ctx)
+    return {**section, "blocks": sections.refer_to_figures(section["blocks"])}, numbers
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to kill this process when ``parent`` dies (``PR_SET_PDEATHSIG``), so a main process
+    killed with SIGKILL leaves nothing writing into its temporary folder; exit if it is gone already."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: the pipe ends it instead
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _second_process(conn: Any, parts: Sequence[Part], ctx: sections.Context, indices: Sequence[int],
+                    parent: int) -> None:
+    """Body of the forked process: build ``parts[i]`` for ``i`` in ``indices``, send each back."""
+    code = 0
+    try:
+        _die_with(parent)
+        if "torch" in sys.modules:  # imported before the fork: its thread pool is the parent's
+            sys.modules["torch"].set_num_threads(1)
+        for i in indices:
+            t0 = time.perf_counter()
+            try:
+                part = _build_part(parts[i][1], ctx)
+            except BaseException as exc:  # sent to the main process, which raises it
+                try:
+                    blob = pickle.dumps(exc)
+                except Exception:  # an exception that does not pickle: its type and message
+                    blob = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+                conn.send(("error", i, blob, 0.0))
+                return
+            conn.send(("ok", i, part, time.perf_counter() - t0))
+    except BaseException:  # the main process is gone (broken pipe) or an interrupt: just stop
+        code = 1
+    finally:
+        conn.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # no atexit handlers, no second flush of buffers copied from the parent
+
+
+def _default_jobs() -> int:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
+def run_parts(parts: Sequence[Part], ctx: sections.Context, *, say: Callable[[str], None], total: int,
+              jobs: int | None = None) -> list[tuple[dict, dict]]:
+    """Build every section: ``[(section, numbers), ...]`` in the order of ``parts``.
+
+    With ``jobs`` ≥ 2 (more than two are used as two) a forked second process builds the sections named in :data:`SECOND_PROCESS`
+    while this one builds the rest; each section writes its own figures, and the results come
+    back through a pipe, so the report is the same as with ``jobs=1`` (one after the other, here).
+    ``fork`` shares the imported modules and ``ctx`` without pickling. PyTorch's thread pool does
+    not survive a fork (a child's first multi-threaded op hangs once the parent has used it), so
+    when this process has imported torch the second one runs torch on one thread.
+    """
+    jobs = _default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise GradproofError(f"jobs: expected 1 or more processes, got {jobs}")
+    away = [i for i, (name, _) in enumerate(parts) if name in SECOND_PROCESS]
+    if jobs == 1 or not away or len(away) == len(parts):
+        away = []
+    out: list[tuple[dict, dict] | None] = [None] * len(parts)
+    proc, conn, done = None, None, False
+    if away:
+        mp = multiprocessing.get_context("fork")
+        conn, child = mp.Pipe(duplex=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc = mp.Process(target=_second_process, args=(child, parts, ctx, away, os.getpid()),
+                           daemon=True)
+        with warnings.catch_warnings():  # Python 3.12+: fork with threads running (tqdm's monitor)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*fork\(\)")
+            proc.start()
+        child.close()
+    try:
+        for i, (name, make) in enumerate(parts):
+            if i in away:
+                continue
+            say(f"[{i + 1}/{total}] section: {name}")
+            out[i] = _build_part(make, ctx)
+        for _ in away:
+            try:
+                status, i, payload, _seconds = conn.recv()
+            except EOFError:
+                proc.join()
+                raise GradproofError(
+                    f"report: the second process building the sections {', '.join(parts[i][0] for i in away)} "
+                    f"stopped without a result (exit code {proc.exitcode}); run again, or with one process "
+                    "(build_report(..., jobs=1)) to see where"
+                ) from None
+            if status == "error":
+                raise pickle.loads(payload)
+            say(f"[{i + 1}/{total}] section: {parts[i][0]} (second process)")
+            out[i] = payload
+        done = True
+    finally:
+        if proc is not None:
+            conn.close()
+            if done:  # it has sent everything and is exiting
+                proc.join(timeout=5)
+            if proc.is_alive():  # an error here, or an interrupt: do not leave it running
+                proc.kill()
+                proc.join()
+    return [part for part in out if part is not None]
+
+
+#: LaTeX's record of the previous build in the same folder. Copied into the new build, it lets
+#: latexmk stop after one pass when the labels, contents and bookmarks it writes are the ones it read
+#: (a rebuild whose page numbers did not move); otherwise latexmk runs as many passes as a first
+#: build (three), as it decides from these same files. No PDF is copied: at least one pass always runs.
+LATEX_STATE: tuple[str, ...] = ("report.aux", "report.toc", "report.out", "report.fdb_latexmk")
+
+
+def reuse_latex_state(previous: Path, build: Path) -> list[str]:
+    """Copy :data:`LATEX_STATE` files (regular files only) from ``previous`` into ``build``.
+
+    Returns the names copied (none when ``previous`` is missing or holds no earlier build).
+    """
+    copied = []
+    for name in LATEX_STATE:
+        source = Path(previous) / name
+        if source.is_file() and not source.is_symlink():
+            shutil.copyfile(source, Path(build) / name)
+            copied.append(name)
+    return copied
+
+
+def build_report(options: ReportOptions, *, progress: Callable[[str], None] | None = None,
+                 jobs: int | None = None) -> ReportResult:
     """Write the report into ``options.out``; returns the paths.
+
+    ``jobs`` processes build the sections (default: 2 where the CPU has two cores and ``fork``
+    exists, see :func:`run_parts`); ``jobs=1`` builds them one after the other in this process.
+    The files written are the same either way.
 
     Raises
     ------
@@ -117,7 +279,8 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
         figures = tmp / "figures"
         figures.mkdir()
         ctx = sections.Context(figures=figures, seed=options.seed, cells=cells, torch_model=options.torch_model,
-                               user_model=user_model, experiments=options.experiments)  # fmt: skip
+                               user_model=user_model, experiments=options.experiments,
+                               figure_formats=("pdf",))  # fmt: skip
         parts: list[tuple[str, Callable]] = [*sections.SECTIONS, ("gates", section_gates)]
         if options.torch_model is not None:
             parts.append(("model", sections.section_model))
@@ -128,17 +291,23 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
 
             parts.append(("user_cell", partial(section_user_cell, cell=mine[0], source=mine[1],
                                                origin=str(options.equations))))  # fmt: skip
-        parts.append(("summary", lambda c: section_summary(c, results)))  # reads the numbers measured so far
         parts.append(("verification", sections.section_verification))
-        built, results = [], {"seed": options.seed, "cells": list(cells), "version": _version()}
         parts.append(("exercises", section_exercises))  # the appendix
-        total = len(parts) + 1 + int(options.pdf)
-        for i, (name, make) in enumerate(parts, start=1):
-            say(f"[{i}/{total}] section: {name}")
-            section, numbers = make(ctx)
-            section = {**section, "blocks": sections.refer_to_figures(section["blocks"])}
-            built.append(section)
-            results[name] = numbers
+        results: dict[str, Any] = {"seed": options.seed, "cells": list(cells), "version": _version()}
+        total = len(parts) + 2 + int(options.pdf)  # + the summary, + writing
+        named = dict(zip((name for name, _ in parts), run_parts(parts, ctx, say=say, total=total, jobs=jobs)))
+        # the summary quotes the numbers the other sections measured (some in the second process),
+        # so it is built once they are all back, and placed before the verification appendix
+        say(f"[{len(parts) + 1}/{total}] section: summary")
+        for name, _ in parts[: parts.index(("verification", sections.section_verification))]:
+            results[name] = named[name][1]
+        named["summary"] = _build_part(lambda c: section_summary(c, results), ctx)
+        order = [name for name, _ in parts]
+        order.insert(order.index("verification"), "summary")
+        built = []
+        for name in order:
+            built.append(named[name][0])
+            results[name] = named[name][1]
         context = {
             "title": options.title,
             "subtitle": "A derivation report: every equation printed by SymPy from the objects gradproof's tests check",
@@ -150,7 +319,7 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             "appendix": built[-1:],
             "bibliography": "refs",
         }
-        say(f"[{len(parts) + 1}/{total}] writing report.tex and results.json")
+        say(f"[{len(parts) + 2}/{total}] writing report.tex and results.json")
         (tmp / "report.tex").write_text(render_report(context), encoding="utf-8")
         (tmp / "timings.tex").write_text(sections.timings_tex(results["gru"]), encoding="utf-8")
         write_json(tmp / "results.json", results)
@@ -166,6 +335,7 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             else:
                 say(f"[{total}/{total}] compiling the PDF with latexmk")
                 try:
+                    reuse_latex_state(Path(options.out), tmp)
                     compile_pdf(tmp / "report.tex")
                     pdf = Path(options.out) / "report.pdf"
                 except LatexError as exc:

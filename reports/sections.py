@@ -49,6 +49,7 @@ class Context:
     torch_model: Path | None = None
     user_model: Any = None  # reports.model_option.UserModel, checked before the sections run
     experiments: Path | None = None
+    figure_formats: tuple[str, ...] = ("pdf", "png")  # the report writes ("pdf",): LaTeX reads only those
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def _prose(text: str) -> str:
 
 
 def _fig(ctx: Context, fig: Any, stem: str, caption: str, width: float = 0.95) -> dict:
-    save(fig, ctx.figures, stem)
+    save(fig, ctx.figures, stem, formats=ctx.figure_formats)
     return {"kind": "figure", "path": f"figures/{stem}.pdf", "caption": caption, "width": width,
             "label": f"fig:{stem}"}  # fmt: skip
 
@@ -639,6 +640,12 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
 TIMING_SIZES: tuple[int, ...] = (64, 128, 256)
 """Hidden sizes of the LSTM/GRU timing (input size = hidden / 2, 50 steps, batch 16)."""
 
+TIMING_THREADS = 1
+"""PyTorch intra-op threads while timing (``torch.set_num_threads``; restored afterwards)."""
+
+TIMING_WARMUPS = 2
+"""Untimed runs before the timed ones at each size and engine (allocations, kernel selection)."""
+
 TIMING_ENGINES: tuple[str, ...] = ("default", "no-onednn")
 """PyTorch's default CPU engine (oneDNN where it has a fused kernel: nn.LSTM, not nn.GRU), and the
 same modules with ``torch.backends.mkldnn.flags(enabled=False)``, where both use the plain ATen cells."""
@@ -678,14 +685,22 @@ def _median_step_time(name: str, *, hidden: int, inputs: int, steps: int, batch:
             module(x)[0].sum().backward()
 
         times = []
-        with ctx:
-            for _ in range(3):  # warm-up: allocations and kernel selection
-                run()
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                run()
-                times.append((time.perf_counter() - t0) / steps * 1e6)
-        label = f"torch.nn forward + backward, float32, batch {batch}, " + (
+        threads = torch.get_num_threads()
+        # one intra-op thread: on small matrices a second thread gains little on an idle machine and
+        # makes the times 10x longer and erratic when the other core is busy (a shared machine, or the
+        # report's other sections running beside this one)
+        torch.set_num_threads(TIMING_THREADS)
+        try:
+            with ctx:
+                for _ in range(TIMING_WARMUPS):  # warm-up: allocations and kernel selection
+                    run()
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    run()
+                    times.append((time.perf_counter() - t0) / steps * 1e6)
+        finally:
+            torch.set_num_threads(threads)
+        label = f"torch.nn forward + backward, float32, batch {batch}, {TIMING_THREADS} thread, " + (
             "oneDNN disabled" if engine == "no-onednn" else "default engine")
     else:
         p = init(name, hidden=hidden, inputs=inputs, seed=0)
@@ -717,7 +732,8 @@ def step_time_comparison(*, sizes: tuple[int, ...] = TIMING_SIZES, steps: int = 
             t["lstm_over_gru"] = t["lstm"]["median_us"] / t["gru-torch"]["median_us"]
             per[str(n)] = t
         engines[engine] = per
-    return {"sizes": list(sizes), "steps": steps, "batch": batch, "repeats": repeats, "engines": engines}
+    return {"sizes": list(sizes), "steps": steps, "batch": batch, "repeats": repeats,
+            "threads": TIMING_THREADS, "engines": engines}  # fmt: skip
 
 
 def _thousands(k: int | None) -> str:
@@ -868,8 +884,10 @@ def timings_tex(results: dict) -> str:
         return (rf"{times}\,$\mu$s (LSTM vs GRU) at hidden sizes {', '.join(sizes)}: {verdict}, "
                 f"time ratio LSTM/GRU {lo:.2f} to {hi:.2f}")
 
+    threads = t.get("threads")
+    on = "" if threads is None else ("on one CPU thread, " if threads == 1 else f"on {threads} CPU threads, ")
     return (
-        f"with oneDNN disabled, {one('no-onednn')}; with the default engine, {one('default')}. "
+        f"{on}with oneDNN disabled, {one('no-onednn')}; with the default engine, {one('default')}. "
         "The GRU does 3 gate blocks of work where the LSTM does 4 (the parameter counts in "
         r"Table~\ref{tab:parameter_counts}), a ratio of $4/3 \approx 1.33$; a difference between the two "
         "engines is one of implementation, not of the cells.\n"

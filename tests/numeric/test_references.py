@@ -20,6 +20,7 @@ from gradproof.numeric.references import (
     TOLERANCES,
     ComplexStepReference,
     FiniteDifferenceReference,
+    _Perturbation,
     get_reference,
 )
 
@@ -195,3 +196,38 @@ def test_finite_differences_report_their_own_uncertainty_at_a_kink() -> None:
     cs = get_reference("complex-step")
     cs.input_jacobians("rnn-relu", p, xs, np.zeros(2))
     assert np.all(cs.uncertainty["input"] == 0.0)
+
+
+# -- batched complex step: the same numbers as one pass per parameter entry ---------------------
+class _OnePassPerEntry(ComplexStepReference):
+    """The complex step perturbing one parameter entry per forward pass (the unbatched loop)."""
+
+    parameter_gradients = _Perturbation.parameter_gradients
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+@pytest.mark.parametrize("seed", [0, 7])
+def test_batched_complex_step_equals_one_pass_per_entry(name: str, seed: int) -> None:
+    p, xs, s0, w = problem(name, n=4, m=3, T=6, seed=seed)
+    loop = _OnePassPerEntry().parameter_gradients(name, p, xs, s0, loss_weights=w)
+    batched = ComplexStepReference()
+    batched.chunk_entries = 40  # several chunks per matrix (16 entries -> chunks of 2)
+    seen: list[str] = []
+    batched.progress = seen.append
+    g = batched.parameter_gradients(name, p, xs, s0, loss_weights=w)
+    assert list(g) == list(loop) == list(cell(name).parameter_names)
+    for k in g:
+        assert g[k].shape == p[k].shape and g[k].dtype == np.float64
+        scale = float(np.max(np.abs(loop[k])))
+        # same arithmetic per entry; only the order of the sums inside a matrix product differs
+        np.testing.assert_allclose(g[k], loop[k], rtol=0, atol=2e-15 * scale, err_msg=f"dJ/d{k}")
+        assert not np.any(batched.uncertainty[k])
+    assert seen[-1] == f"{cell(name).parameter_names[-1]} {p[cell(name).parameter_names[-1]].size}/" \
+                       f"{p[cell(name).parameter_names[-1]].size}"
+
+
+def test_batched_complex_step_overflow_is_a_gradproof_error() -> None:
+    p, xs, s0, w = problem("rnn-relu", n=3, m=2, T=400, seed=0)
+    p = {k: v * 40.0 for k, v in p.items()}
+    with pytest.raises(GradproofError, match="overflowed"):
+        ComplexStepReference().parameter_gradients("rnn-relu", p, xs, s0, loss_weights=w)

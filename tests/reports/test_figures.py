@@ -135,3 +135,27 @@ def test_is_valid_image(tmp_path: Path, name: str, data: bytes, expected: bool) 
 
 def test_is_valid_image_missing_file(tmp_path: Path) -> None:
     assert figures.is_valid_image(tmp_path / "missing.png") is False
+
+
+def test_save_pdf_only_writes_the_same_pdf_and_no_png(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figures.use_style()
+    both = figures.save(draw(), tmp_path / "both", "norms")
+    fig = draw()
+    only = figures.save(fig, tmp_path / "pdf", "norms", formats=("pdf",))
+    assert only == {"pdf": tmp_path / "pdf" / "norms.pdf"}
+    assert [p.name for p in (tmp_path / "pdf").iterdir()] == ["norms.pdf"]
+    assert only["pdf"].read_bytes() == both["pdf"].read_bytes()  # one drawing fewer, same file
+    assert not plt.fignum_exists(fig.number)
+
+
+@pytest.mark.parametrize("formats", [(), ("svg",), ["pdf"], ("pdf", "eps")])
+def test_save_rejects_unknown_formats_and_still_closes(tmp_path: Path, formats: object) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = draw()
+    with pytest.raises(GradproofError, match="figure formats"):
+        figures.save(fig, tmp_path, "norms", formats=formats)  # type: ignore[arg-type]
+    assert not plt.fignum_exists(fig.number)
+    assert list(tmp_path.iterdir()) == []
