@@ -22,6 +22,7 @@ from ..numeric import gradient_profile, init, random_sequence, verify
 from ..numeric.regime import bound_profile, regime
 from . import plots
 from .latex import escape_tex
+from .section_story import motivation, takeaway
 from .sections import Context, _align_definitions, _displays_once, _fig, _num, _prose, split_equation
 
 __all__ = ["section_user_cell", "HIDDEN", "INPUTS", "VERIFY_STEPS", "PROFILE_STEPS"]
@@ -140,6 +141,12 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
     ver, reg, pro = results["verification"], results["regime"], results["profile"]
     jac, bound = _jacobian_blocks(c)
     blocks: list[dict] = [
+        motivation(
+            "A researcher's first question is about their own recurrence. This section answers it for the cell "
+            "given on the command line with the same machinery as the lecture's cells: its step Jacobian derived "
+            "from the equations, checked against two independent references, and the bound of "
+            "\\citet{pascanu2013difficulty} carried through its structure to a verdict on vanishing and exploding."
+        ),
         {"kind": "text", "text": (
             "The cell \\texttt{" + escape_tex(c.name) + "} (state " + escape_tex(state) + ") was given as equations in "
             "\\texttt{" + escape_tex(origin.replace("\\", "/").rsplit("/", 1)[-1]) + "}, exactly as typed:"
@@ -162,7 +169,7 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
          "rows": rows, "align": "lrrrc", "label": "tab:user_cell_verification",
          "caption": "Largest relative error of each derived quantity of the cell against each reference."},
         {"kind": "text", "text": (
-            "The bound of Pascanu et al.\\ (2013) generalises through the derived structure: the triangle inequality "
+            "The bound of \\citet{pascanu2013difficulty} generalises through the derived structure: the triangle inequality "
             "over sums, submultiplicativity over products and $\\|\\operatorname{diag}(v)\\|_2 = \\max_k |v_k|$ give"
         )},
         *bound,
@@ -203,6 +210,15 @@ def section_user_cell(ctx: Context, *, cell: derive.Cell, source: str, origin: s
         + str(HIDDEN) + ") against the product of the per-step bounds"
         + (r" and $\eta^{T-t}$." if r"$\eta^{T-t}$" in curves else " (no data-free bound: it grows with the state).")
     )))  # fmt: skip
+    blocks.append(takeaway(
+        "\\texttt{" + escape_tex(c.name) + "}: "
+        + ("every derived quantity agrees with every reference within $10^{-10}$"
+           if all(checks[ref]["ok"] for ref in REFERENCES) else "\\textbf{a derived quantity disagrees with a reference}")
+        + " (Table~\\ref{tab:user_cell_verification}); "
+        + ("its bound gives $\\eta = " + _num(eta) + "$, so " + escape_tex(reg["regime"]) if eta is not None and math.isfinite(eta)
+           else "its bound has no data-free supremum (it grows with the state), so only the measured profile decides")
+        + f"; measured over $T = {pro['steps']}$ steps the gradient norm changed by $10^{{{pro['log10_measured_over_T']:.2f}}}$."
+    ))
     title = "Your cell: " + escape_tex(c.name)
     # a named Jacobian that is also a block of the state Jacobian is displayed once
     return {"title": title, "label": "sec:user_cell", "blocks": _displays_once(blocks)}, results

@@ -7,12 +7,14 @@ The section is built directly (fast) for each shipped cell; the LaTeX it holds i
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gradproof import derive
+from gradproof import derive, reports
 from gradproof.derive.algebra import JacobianSymbol, latex
 from gradproof.derive.define import SHIPPED
 from gradproof.reports.latex import render_report
@@ -98,7 +100,12 @@ def test_section_compiles_without_overfull_lines(tmp_path, name):
     use_style()
     _, _, section, _ = _build(tmp_path, name)
     tex = tmp_path / "report.tex"
-    tex.write_text(render_report({"title": "t", "date": "d", "version": "v", "seed": 0, "sections": [section]}))
+    # with the report's bibliography, as the report compiles it (the section cites with natbib)
+    shutil.copy(Path(reports.__file__).parent / "templates" / "refs.bib", tmp_path / "refs.bib")
+    tex.write_text(render_report({"title": "t", "date": "d", "version": "v", "seed": 0, "sections": [section],
+                                  "bibliography": "refs"}))
     compile_pdf(tex)
     assert (tmp_path / "report.pdf").is_file()
     assert overfull_boxes(tmp_path / "report.log", min_pt=1.0) == []
+    log = (tmp_path / "report.log").read_text(errors="replace")
+    assert not re.search(r"Citation `[^']*' on page \d+ undefined", log)
