@@ -274,16 +274,24 @@ def section_gates(ctx: Context) -> tuple[dict, dict]:
             + r"$ (Section~\ref{sec:lstm}), shows that a forget gate near 1 keeps the cell's contribution to the product. The experiments below vary the bias "
             r"$\beta$ of the gate that keeps the state: the LSTM's $b_f = \beta$, PyTorch's GRU $b_\zeta = \beta$ ($\zeta = 1$ "
             r"keeps the state), and the lecture's GRU $b_u = -\beta$ ($u = 0$ keeps it). Figure~\ref{fig:gate_sweep} "
-            r"sweeps that bias, Figure~\ref{fig:sweep_profiles} shows the gradient profiles behind the sweep, "
-            r"Figure~\ref{fig:phase_diagram} varies the bias and the weights together, and "
-            r"Figure~\ref{fig:lyapunov_spectra} gives the full spectra at initialisation."
+            r"sweeps that bias, and Figure~\ref{fig:sweep_profiles} shows the gradient profiles behind the sweep."
         )},
     ]  # fmt: skip
     results: dict[str, Any] = {}
     b, results["sweeps"] = _sweeps(ctx)
     blocks += b
+    blocks.append({"kind": "text", "text": (
+        r"The sweep turns one knob at a time. Figure~\ref{fig:phase_diagram} turns two together, the forget bias "
+        r"and the norm of every recurrent matrix of the LSTM, to show which of the two decides whether the "
+        r"gradient is kept."
+    )})
     b, results["phase_diagram"] = _phase(ctx)
     blocks += b
+    blocks.append({"kind": "text", "text": (
+        r"The sweeps follow $\lambda_1$ alone. Figure~\ref{fig:lyapunov_spectra} gives every exponent of the three "
+        r"cells at PyTorch's default initialisation, with the running estimate of $\lambda_1$ that shows the QR "
+        r"method has settled."
+    )})
     b, results["spectra"] = _spectra(ctx)
     blocks += b
     experiments = getattr(ctx, "experiments", None)
