@@ -276,14 +276,22 @@ def _gated_direct(c: Cell) -> tuple[Step, ...]:
         )
         return tuple(out)
     path = direct_path(d.result)
-    if path is not None:
-        out.append(
-            Step(
-                "the direct path: the term without a weight matrix, a gated identity "
-                "(the state is kept where the gate says so)",
-                sp.Eq(sp.Symbol(r"\text{direct}"), path, evaluate=False),
-            )
+    if path is None:
+        return tuple(out)
+    if isinstance(path, sp.Identity):  # an ungated skip (h = h + ...): the state is always kept
+        out.append(Step("the direct path: the identity, with no weight matrix and no gate (an ungated skip)",
+                        sp.Eq(sp.Symbol(r"\text{direct}"), path, evaluate=False)))  # fmt: skip
+        out.append(Step("its product over steps is the identity, of norm 1",
+                        sp.Eq(Norm(OrderedProduct(path, t, J_, I_)), sp.Integer(1), evaluate=False)))  # fmt: skip
+        return tuple(out)
+    out.append(
+        Step(
+            "the direct path: the term without a weight matrix, a gated identity "
+            "(the state is kept where the gate says so)",
+            sp.Eq(sp.Symbol(r"\text{direct}"), path, evaluate=False),
         )
+    )
+    if isinstance(path, Diag):  # a sum of several diagonal terms gets no product statement
         out.append(
             Step(
                 "its product over steps is diagonal and bounded by the product of the gate's largest entries",

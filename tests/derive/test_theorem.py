@@ -107,3 +107,16 @@ def test_theorem_prints_through_printer_hooks():
     assert thm._repr_latex_().startswith("$")
     for imp in derive.imprecisions():
         assert sp.latex(imp) == imp.latex()
+
+
+def test_direct_path_of_an_ungated_skip_and_of_two_gated_terms():
+    # Found by the random-cell property of tests/numeric/test_cell_regime.py: a cell h = h + g has
+    # the identity as its direct path (no gate vector); two gated copies of h sum to no single diag.
+    skip = derive.define_cell("skip", ("h",), "g = sigmoid(W @ h + U @ x + b)\nh = h + g")
+    th = derive.pascanu_bound(skip)
+    assert direct_path(derive.step_jacobian(skip).result) == sp.Identity(derive.algebra.N)
+    assert [st.equation.rhs for st in th.direct] == [sp.Identity(derive.algebra.N), sp.Integer(1)]
+    two = derive.define_cell("two", ("h",), "u = sigmoid(W @ h + U @ x + b)\nv = sigmoid(V @ h + P @ x + c)\nh = u * h + v * h")
+    statements = derive.pascanu_bound(two).direct
+    assert len(statements) == 1 and isinstance(statements[0].equation.rhs, sp.MatAdd)
+    assert all(isinstance(t, Diag) for t in statements[0].equation.rhs.args)
