@@ -9,6 +9,7 @@ developer's site-packages (where an editable install could mask a missing file).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -46,7 +47,14 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     """Build sdist + wheel (the wheel from the sdist), and install the wheel into a fresh venv."""
     tmp = tmp_path_factory.mktemp("package")
     dist = tmp / "dist"
-    built = _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], cwd=tmp)
+    # Built from a copy: setuptools writes gradproof.egg-info and a gradproof-<version>/ release tree
+    # into the source folder, and with pytest-xdist each worker that runs a test of this module builds
+    # at the same time, so two builds in one folder delete each other's files (seen in CI).
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".hypothesis", ".pytest_cache",
+        "gradproof-*", "results"))  # fmt: skip
+    built = _run([sys.executable, "-m", "build", "--outdir", str(dist), str(source)], cwd=tmp)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = dist.glob("gradproof-*.whl")
     (sdist,) = dist.glob("gradproof-*.tar.gz")
