@@ -534,7 +534,7 @@ def _log_rational_ray_bound(form: Expr, reach: Any) -> Fraction | None:
                 return None  # pragma: no cover - only for astronomically many log factors
             weight = Fraction(1, 2 ** -_TINY_EXPONENT)
         with mpmath.workprec(_PREC):
-            enclosure = _safe_enclose(sp.sympify(factor).subs(_T, X), box)
+            enclosure = _safe_enclose(factor.subs(_T, X), box)
         if enclosure is None:
             return None
         upper = _magnitude(enclosure)[1]

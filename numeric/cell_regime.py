@@ -562,7 +562,8 @@ def cell_bound_profile(cell: Cell, params: Mapping[str, Any], xs: Any, s0: Any =
     ----------
     cell : a cell; params : its parameters; xs : (T, inputs); s0 : (S,) or None (zeros).
     """
-    from .regime import BoundProfile, _frozen
+    from ._readonly import frozen
+    from .regime import BoundProfile
 
     r = cell_regime(cell, params)
     beta = step_bounds(cell, params, xs, s0)
@@ -575,8 +576,8 @@ def cell_bound_profile(cell: Cell, params: Mapping[str, Any], xs: Any, s0: Any =
     log_eta_bound = spans * log_eta
     gamma = max((g.hi_float for g in r.gammas.values()), default=math.nan)
     return BoundProfile(
-        log_eta_bound=_frozen(log_eta_bound),
-        log_data_bound=_frozen(log_data),
+        log_eta_bound=frozen(log_eta_bound),
+        log_data_bound=frozen(log_data),
         eta=r.eta,
         gamma=gamma,
         sigma_max=r.main_regime.sigma_max if r.main_regime is not None else math.nan,

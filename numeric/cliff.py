@@ -32,6 +32,7 @@ import sympy
 
 from ..derive.cliff import CliffModel, Sigma, SigmaPrime, b, w, x_N, x_prev
 from ..derive.errors import GradproofError
+from ._readonly import frozen
 
 __all__ = [
     "Surface",
@@ -222,12 +223,6 @@ def _range(r: Sequence[float], name: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _ro(a: Any) -> np.ndarray:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.setflags(write=False)
-    return out
-
-
 def surface(
     w_range: Sequence[float] = DEFAULT_W_RANGE,
     b_range: Sequence[float] = DEFAULT_B_RANGE,
@@ -262,7 +257,7 @@ def surface(
     g = _backward(c, xs, W_)
     with np.errstate(divide="ignore"):
         lg = np.log10(np.linalg.norm(g, axis=-1))
-    return Surface(w=_ro(wv), b=_ro(bv), W=_ro(W_), B=_ro(B_), loss=_ro(E), log10_grad_norm=_ro(lg))
+    return Surface(w=frozen(wv), b=frozen(bv), W=frozen(W_), B=frozen(B_), loss=frozen(E), log10_grad_norm=frozen(lg))
 
 
 # --------------------------------------------------------------------------- SGD
@@ -367,10 +362,10 @@ def sgd(
         params[k + 1] = p
     losses[n_steps] = loss(p[0], p[1], model=model)
     return SGDRun(
-        params=_ro(params),
-        losses=_ro(losses),
-        grad_norms=_ro(norms),
-        step_lengths=_ro(np.linalg.norm(np.diff(params, axis=0), axis=1)),
+        params=frozen(params),
+        losses=frozen(losses),
+        grad_norms=frozen(norms),
+        step_lengths=frozen(np.linalg.norm(np.diff(params, axis=0), axis=1)),
         clipped=_ro_bool(clipped),
         lr=lr_f,
         threshold=None if clip is None else float(clip),

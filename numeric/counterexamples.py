@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..derive.errors import GradproofError
+from ._readonly import frozen
 from .regime import check_square_matrix
 
 __all__ = [
@@ -38,19 +39,13 @@ __all__ = [
 ]
 
 
-def _ro(a: Any) -> np.ndarray:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.setflags(write=False)
-    return out
-
-
-TRANSIENT_W = _ro([[0.9, 5.0], [0.0, 0.9]])
+TRANSIENT_W = frozen([[0.9, 5.0], [0.0, 0.9]])
 """The non-normal matrix of docs/math.md §1, imprecision 1: ρ = 0.9, σ_max ≈ 5.16."""
 
-SATURATION_W = _ro([[-1.0, 1.0], [-2.0, 1.5]])
+SATURATION_W = frozen([[-1.0, 1.0], [-2.0, 1.5]])
 """docs/math.md §1: ρ ≈ 0.707, ‖W‖₂ ≈ 2.87."""
 
-SATURATION_D = _ro(np.diag([0.0, 1.0]))
+SATURATION_D = frozen(np.diag([0.0, 1.0]))
 """Unit 1 saturated (σ' = 0), unit 2 linear (σ' = 1, as tanh at 0)."""
 
 
@@ -191,7 +186,7 @@ def transient_growth(
     ks_t = _check_ks(ks)
     norms = [_smax(np.linalg.matrix_power(W, k)) for k in ks_t]
     return TransientGrowth(
-        W=_ro(W), spectral_radius=_rho(W), sigma_max=_smax(W), ks=ks_t, norms=_ro(norms)
+        W=frozen(W), spectral_radius=_rho(W), sigma_max=_smax(W), ks=ks_t, norms=frozen(norms)
     )
 
 
@@ -270,12 +265,12 @@ def saturation_growth(W: Any = None, D: Any = None, k: int = 20) -> SaturationGr
         P = DW @ P
         norms.append(_smax(P))
     return SaturationGrowth(
-        W=_ro(W),
-        D=_ro(D),
+        W=frozen(W),
+        D=frozen(D),
         k=k,
         spectral_radius=_rho(W),
         sigma_max=_smax(W),
         spectral_radius_DW=_rho(DW),
         norm=_smax(np.linalg.matrix_power(DW, k)),
-        norms=_ro(norms),
+        norms=frozen(norms),
     )

@@ -32,6 +32,7 @@ from ..derive.activations import activation as _activation
 from ..derive.algebra import M, N
 from ..derive.errors import GradproofError
 from ..derive.skip import Layer, SkipDerivation, base, highway, residual
+from ._readonly import frozen
 from .compiled import _dense, _quantity, compile_expression
 from .profile import log_norm_profile
 
@@ -234,8 +235,8 @@ def feedforward_profile(
         activation=act,
         gain=float(gain),
         gate_bias=float(gate_bias),
-        log_norms=_frozen(np.concatenate([prof.log_spectral, zero])),
-        log_frobenius=_frozen(np.concatenate([prof.log_frobenius, zero + 0.5 * math.log(width)])),
+        log_norms=frozen(np.concatenate([prof.log_spectral, zero])),
+        log_frobenius=frozen(np.concatenate([prof.log_frobenius, zero + 0.5 * math.log(width)])),
     )
 
 
@@ -243,8 +244,3 @@ def _input(width: int, seed: int) -> np.ndarray:
     """y_0: (n,), drawn from a generator seeded with (seed, 1) so it is independent of the weights."""
     return np.random.default_rng([seed, 1]).normal(0.0, 1.0, width)
 
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    a.setflags(write=False)
-    return a

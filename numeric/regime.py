@@ -30,6 +30,7 @@ import numpy as np
 import sympy
 
 from ..derive.errors import GradproofError
+from ._readonly import frozen
 from .activations import numpy_pair
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -366,12 +367,6 @@ def regime(activation: str | Activation | Cell, W: Any) -> Any:
 # --------------------------------------------------------------------------- bound profile
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
-
-
 @dataclass(frozen=True)
 class BoundProfile:
     """Upper bounds on log ‖∂h_T/∂h_k‖₂ along one trajectory, indexed like a gradient profile.
@@ -424,7 +419,7 @@ class BoundProfile:
                 f"expected measured log-norms of shape ({self.T},) (one per span), got "
                 f"{arr.shape}; entry k must be log||dh_T/dh_k|| for k = 0..T-1"
             )
-        return replace(self, log_measured=_frozen(arr))
+        return replace(self, log_measured=frozen(arr))
 
 
 def bound_profile(
@@ -492,8 +487,8 @@ def bound_profile(
     log_data = np.cumsum(per_step[::-1])[::-1]
     log_eta_bound = spans * log_eta if math.isfinite(log_eta) else np.full(T, -math.inf)
     return BoundProfile(
-        log_eta_bound=_frozen(log_eta_bound),
-        log_data_bound=_frozen(log_data),
+        log_eta_bound=frozen(log_eta_bound),
+        log_data_bound=frozen(log_data),
         eta=eta,
         gamma=g,
         sigma_max=sigma_max,

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..derive.cells import Cell
 from ..derive.errors import GradproofError
+from ._readonly import frozen
 from .gradients import gradient_profile, input_jacobians, step_jacobians
 from .initialization import check_parameters, init, resolve_cell
 from .profile import GradientProfile
@@ -68,12 +69,6 @@ __all__ = [
 ]
 
 DIRECTIONS = ("forward", "reverse")
-
-
-def _frozen(a: Any) -> np.ndarray:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.setflags(write=False)
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,16 +139,16 @@ class StackedModel:
                     )
                 elif l == 0 and m != inputs:
                     raise GradproofError(f"{where} reads {m} inputs, the forward direction {inputs}")
-                frozen = {k: _frozen(p[k]) for k in c.parameter_names}
-                if not all(np.all(np.isfinite(v)) for v in frozen.values()):
+                kept = {k: frozen(p[k]) for k in c.parameter_names}
+                if not all(np.all(np.isfinite(v)) for v in kept.values()):
                     raise GradproofError(f"{where}: parameters must be finite")
                 if not self.bias:
-                    nonzero = [k for k in c.parameter_names if frozen[k].ndim == 1 and np.any(frozen[k])]
+                    nonzero = [k for k in c.parameter_names if kept[k].ndim == 1 and np.any(kept[k])]
                     if nonzero:
                         raise GradproofError(
                             f"{where}: bias=False but {', '.join(nonzero)} are not zero"
                         )
-                dirs.append(MappingProxyType(frozen))
+                dirs.append(MappingProxyType(kept))
             norm.append(tuple(dirs))
         object.__setattr__(self, "layers", tuple(norm))
 

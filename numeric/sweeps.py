@@ -27,6 +27,7 @@ import numpy as np
 
 from ..derive.cells import cell as _cell
 from ..derive.errors import GradproofError
+from ._readonly import frozen
 from .gradients import gradient_profile
 from .initialization import init, random_sequence
 from .lyapunov import lyapunov_spectrum
@@ -85,9 +86,7 @@ class GateSweep:
 
     def __post_init__(self) -> None:
         for name in ("values", "parameter_values", "largest", "stderr", "log_spectral"):
-            a = np.array(getattr(self, name), dtype=np.float64, copy=True)
-            a.setflags(write=False)
-            object.__setattr__(self, name, a)
+            object.__setattr__(self, name, frozen(getattr(self, name)))
 
     def crossing(self) -> float | None:
         """The swept value where λ₁ first reaches ``-0.01`` from below (linear interpolation), or None."""
@@ -130,9 +129,7 @@ class PhaseDiagram:
 
     def __post_init__(self) -> None:
         for name in ("norms", "biases", "largest"):
-            a = np.array(getattr(self, name), dtype=np.float64, copy=True)
-            a.setflags(write=False)
-            object.__setattr__(self, name, a)
+            object.__setattr__(self, name, frozen(getattr(self, name)))
 
     def to_json(self) -> dict:
         """Every number, for ``results.json``."""
