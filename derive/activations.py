@@ -36,6 +36,7 @@ User expressions such as ``"tanh(3*x)"`` are parsed by a small whitelist parser 
 
 Examples
 --------
+>>> from gradproof.derive import gamma
 >>> gamma("sigmoid")
 1/4
 >>> gamma("tanh(3*x)")
@@ -53,7 +54,7 @@ import ast
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import sympy as sp
 
@@ -689,7 +690,23 @@ def _activation_from_text(text: str) -> Activation:
     return _user_activation(expr)
 
 
+if TYPE_CHECKING:  # for type checkers and linters; at run time __getattr__ below provides it
+    from .gamma import gamma
 
 
-from .gamma import gamma  # noqa: E402  (re-export; gamma.py builds on this module)
-from .gamma_interval import gamma_interval, gamma_is_exact  # noqa: E402
+def __getattr__(name: str) -> object:
+    """``gamma``, ``gamma_interval`` and ``gamma_is_exact``, re-exported when first used (PEP 562).
+
+    Their modules build on this one; importing them at the end of this module made a cycle, so a
+    program whose first import was ``gradproof.derive.gamma`` or ``gradproof.derive.gamma_interval``
+    (or ``from gradproof.derive import gamma_interval``) failed with an ImportError.
+    """
+    if name == "gamma":
+        from .gamma import gamma
+
+        return gamma
+    if name in ("gamma_interval", "gamma_is_exact"):
+        from .gamma_interval import gamma_interval, gamma_is_exact
+
+        return gamma_interval if name == "gamma_interval" else gamma_is_exact
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -124,3 +124,18 @@ def test_power_decay_ray_bound():
     assert Fraction(1) <= ub <= Fraction(1) + Fraction(1, 2**100)
     assert GI._power_decay_ray_bound(X * sp.exp(-X), -1, reach) is None  # grows towards -∞
     assert GI._power_decay_ray_bound(X**2 * sp.exp(-X**2 / 2), -1, reach) < Fraction(1, 2**3990)
+
+
+@pytest.mark.parametrize("first_import", [
+    "from gradproof.derive import gamma_interval as f; print(f('tanh'))",
+    "from gradproof.derive.gamma_interval import gamma_interval as f; print(f('tanh'))",
+    "from gradproof.derive.gamma import gamma as f; print(f('tanh'))",
+])
+def test_each_gamma_module_can_be_the_first_import(first_import):
+    # activations.py used to import gamma/gamma_interval at its end, a cycle that failed whenever a
+    # program's first import was one of those modules (a fresh interpreter shows it; this one cannot).
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-c", first_import], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() in ("(1, 1)", "1")
