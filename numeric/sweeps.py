@@ -31,6 +31,7 @@ from ._readonly import frozen
 from .gradients import gradient_profile
 from .initialization import init, random_sequence
 from .lyapunov import lyapunov_spectrum
+from .processes import die_with_parent
 
 __all__ = [
     "KEEP_GATES",
@@ -314,7 +315,8 @@ def phase_diagram(
                 values.append(_phase_point(task))
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            with ProcessPoolExecutor(max_workers=n_workers, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:  # no orphans if we are killed
                 values = []
                 for v in pool.map(_phase_point, tasks, chunksize=max(1, len(tasks) // (4 * n_workers))):
                     values.append(v)

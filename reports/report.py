@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import pickle
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -24,6 +23,7 @@ from typing import Any
 
 from ..derive.cells import CELL_NAMES, cell
 from ..derive.errors import GradproofError
+from ..numeric.processes import die_with_parent
 from . import sections
 from .section_exercises import section_exercises
 from .section_gates import load_experiment, section_gates
@@ -107,25 +107,12 @@ def _build_part(make: Callable[[sections.Context], tuple[dict, dict]], ctx: sect
     return {**section, "blocks": sections.refer_to_figures(section["blocks"])}, numbers
 
 
-def _die_with(parent: int) -> None:
-    """Ask Linux to kill this process when ``parent`` dies (``PR_SET_PDEATHSIG``), so a main process
-    killed with SIGKILL leaves nothing writing into its temporary folder; exit if it is gone already."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux: the pipe ends it instead
-        pass
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _second_process(conn: Any, parts: Sequence[Part], ctx: sections.Context, indices: Sequence[int],
                     parent: int) -> None:
     """Body of the forked process: build ``parts[i]`` for ``i`` in ``indices``, send each back."""
     code = 0
     try:
-        _die_with(parent)
+        die_with_parent(parent)  # a main process killed with SIGKILL leaves nothing writing
         if "torch" in sys.modules:  # imported before the fork: its thread pool is the parent's
             sys.modules["torch"].set_num_threads(1)
         for i in indices:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -96,3 +102,51 @@ def test_phase_diagram_in_parallel_equals_serial() -> None:
 def test_phase_diagram_bad_input(kwargs: dict, match: str) -> None:
     with pytest.raises(GradproofError, match=match):
         phase_diagram(**{"progress": False, **kwargs})
+
+
+def _children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.add(int(entry))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_pool_workers_die_when_the_process_that_started_them_is_killed():
+    # Found as orphans left by a report killed with SIGKILL: pool workers waiting on their task
+    # queue forever. They now ask Linux to kill them with their parent (numeric.processes).
+    code = ("from gradproof.numeric.sweeps import phase_diagram\n"
+            "phase_diagram('lstm', norms=[0.5]*40, biases=[0.0]*10, steps=2000, warmup=0, workers=2, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        workers: set[int] = set()
+        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+            time.sleep(0.1)
+            workers = _children(proc.pid)
+        assert len(workers) == 2, "the phase diagram did not start its two workers"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # do not leave them behind whatever the outcome
+        os.kill(w, signal.SIGKILL)
+    assert left == []
