@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "lecture.ipynb"
 
 
+# the notebook runs once: every test reading it is on one worker (pyproject: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("notebook")
+
+
 @pytest.fixture(scope="module")
 def executed():
     import nbclient

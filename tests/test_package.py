@@ -20,7 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow
+# one worker builds the wheel and its venv, and runs every test of this module (pyproject: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]
 
 #: Runs every doctest of every installed gradproof module; prints "attempted failed".
 DOCTESTS = """

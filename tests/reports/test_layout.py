@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gradproof.reports.report import ReportOptions, build_report
 from gradproof.reports.sections import refer_to_figures
+
+from .conftest import DEFAULT_REPORT_GROUP
+
+pytestmark = DEFAULT_REPORT_GROUP
 
 _LABEL = re.compile(r"\\newlabel\{((fig|tab):[^}]*)\}\{\{([^}]*)\}\{(\d+)\}")
 
@@ -62,11 +65,9 @@ def test_a_reference_inside_a_note_counts_as_the_first_mention():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
+def report(default_report) -> Path:
     assert shutil.which("pdftotext"), "pdftotext is needed (poppler-utils; scripts/install-latex.sh)"
-    out = tmp_path_factory.mktemp("layout") / "report"
-    build_report(ReportOptions(out=out, cells=("rnn-tanh", "lstm", "gru", "gru-torch"), seed=0))
-    return out
+    return default_report
 
 
 @pytest.mark.slow

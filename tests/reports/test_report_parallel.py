@@ -92,7 +92,12 @@ def test_one_and_two_processes_write_the_same_report(tmp_path) -> None:
     opts = dict(cells=("rnn-tanh", "lstm"), seed=2, pdf=False)
     one = build_report(ReportOptions(out=tmp_path / "one", **opts), jobs=1)
     two = build_report(ReportOptions(out=tmp_path / "two", **opts), jobs=2)
+    # two runs with one seed: the same report.tex (and below, results.json and every figure)
     assert one.tex.read_bytes() == two.tex.read_bytes()
+    assert one.pdf is None and two.pdf is None
+    # --no-pdf: the bibliography travels with the .tex, so `latexmk -pdf report.tex` works there
+    bib = (Path(sections.__file__).parent / "templates" / "refs.bib").read_bytes()
+    assert (one.out / "refs.bib").read_bytes() == bib == (two.out / "refs.bib").read_bytes()
     a, b = (json.loads((r.out / "results.json").read_text()) for r in (one, two))
     for r in (a, b):  # measured step times (and the ratio read off them) differ from run to run
         del r["gru"]["step_time"], r["gru"]["lstm_over_gru"]

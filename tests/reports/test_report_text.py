@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from gradproof.reports import sections
-from gradproof.reports.report import ReportOptions, build_report
 
-pytestmark = pytest.mark.slow
+from .conftest import DEFAULT_REPORT_GROUP
+
+pytestmark = [pytest.mark.slow, DEFAULT_REPORT_GROUP]
 
 _DISPLAY_RE = re.compile(r"\\begin\{(equation\*?|align\*|multline\*)\}(.*?)\\end\{\1\}", re.S)
 
@@ -43,17 +44,8 @@ def test_the_checks_catch_what_they_should() -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[str, dict, str]:
-    out = tmp_path_factory.mktemp("t") / "report"
-    mp = pytest.MonkeyPatch()
-    fast = sections.step_time_comparison
-    mp.setattr(sections, "step_time_comparison", lambda: fast(sizes=(32, 64), steps=10, batch=4, repeats=2))
-    try:
-        build_report(ReportOptions(out=out, cells=("rnn-tanh", "lstm", "gru", "gru-torch"), seed=0, pdf=False))
-    finally:
-        mp.undo()
-    # --no-pdf: the bibliography travels with the .tex, so `latexmk -pdf report.tex` works there
-    assert (out / "refs.bib").read_bytes() == (Path(sections.__file__).parent / "templates" / "refs.bib").read_bytes()
+def built(default_report) -> tuple[str, dict, str]:
+    out = default_report
     return ((out / "report.tex").read_text(), json.loads((out / "results.json").read_text()),
             (out / "timings.tex").read_text())
 
@@ -115,12 +107,12 @@ def test_the_timing_compares_both_engines_forward_and_backward(built) -> None:
     st = results["gru"]["step_time"]
     assert set(st["engines"]) == {"default", "no-onednn"}
     for engine in st["engines"].values():
-        assert set(engine) == {"32", "64"}
+        assert set(engine) == {str(n) for n in sections.TIMING_SIZES} and len(engine) >= 2
         for per in engine.values():
             assert per["lstm"]["median_us"] > 0 and per["gru-torch"]["median_us"] > 0
             assert per["lstm_over_gru"] == pytest.approx(per["lstm"]["median_us"] / per["gru-torch"]["median_us"])
             assert "forward + backward" in per["lstm"]["engine"]
-    assert "oneDNN disabled" in st["engines"]["no-onednn"]["32"]["lstm"]["engine"]
+    assert "oneDNN disabled" in st["engines"]["no-onednn"][str(sections.TIMING_SIZES[0])]["lstm"]["engine"]
     assert "with oneDNN disabled" in timings and "with the default engine" in timings
     assert "kernels' overheads" not in timings
 

@@ -15,6 +15,10 @@ from gradproof.reports.section_beyond import causal_heatmap, section_beyond
 from gradproof.reports.sections import Context
 
 
+# the section is built once: every test reading it is on one worker (pyproject: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("section_beyond")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     figs = tmp_path_factory.mktemp("figures")
