@@ -5,8 +5,6 @@ equations ending as one line on stderr with exit code 2 for every command."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -116,19 +114,8 @@ def test_report_no_pdf_has_the_users_section(tmp_path, capsys, light_report, nam
     assert f"so the verdict is: {results['regime']['regime']}" in tex
 
 
-@pytest.mark.slow
-def test_report_pdf_for_the_peephole_lstm(tmp_path, capsys):
-    out = tmp_path / "rep"
-    code = main(["report", "--out", str(out), "--cells", "rnn-tanh", "--equations", _file("lstm-peephole"),
-                 "--state", "h,c"])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
-    assert shutil.which("pdftotext")
-    text = subprocess.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
-    assert "Your cell: lstm-peephole" in text
-    assert "f = sigmoid(W_f @ h + U_f @ x + p_f * c + b_f)" in text
-    results = json.loads((out / "results.json").read_text())["user_cell"]
-    assert results["regime"]["regime"] == "not decided (the bound depends on the state)"
+# The PDF with the peephole LSTM's section: tests/reports/test_report.py::test_report_pdf_for_the_peephole_lstm
+# (one report built with every optional input at once).
 
 
 BAD = [

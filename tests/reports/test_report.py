@@ -132,25 +132,61 @@ def test_a_failed_run_leaves_the_previous_report_untouched(report, tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # no temporary folder left
 
 
-def test_user_title_is_escaped(tmp_path):
-    title = r"50% of A&B_{x} \foo ~ #1 $"
-    r = build_report(ReportOptions(out=tmp_path / "t", cells=("rnn-tanh",), title=title, pdf=True))
-    out = subprocess.run(["pdftotext", str(r.pdf), "-"], capture_output=True, text=True, check=True).stdout
-    assert title in out
+#: a title with every LaTeX special character
+TITLE = r"50% of A&B_{x} \foo ~ #1 $"
+
+
+@pytest.fixture(scope="module")
+def options_report(tmp_path_factory) -> Path:
+    """One PDF report with every optional input at once, built by the command line: a user title,
+    a saved torch.nn.LSTM (--torch-model) and a cell of the user's own (--equations, the peephole
+    LSTM of examples/cells). The tests below each read the part their option added."""
+    import torch
+
+    from gradproof.reports.cli import main
+
+    tmp = tmp_path_factory.mktemp("options")
+    torch.manual_seed(0)
+    torch.save(torch.nn.LSTM(3, 5).state_dict(), tmp / "lstm.pt")
+    out = tmp / "rep"
+    peephole = Path(__file__).resolve().parents[2] / "examples" / "cells" / "lstm-peephole.txt"
+    code = main(["report", "--out", str(out), "--cells", "rnn-tanh", "--title", TITLE, "--torch-model",
+                 str(tmp / "lstm.pt"), "--equations", str(peephole), "--state", "h,c"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def _pdf_text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def test_user_title_is_escaped(options_report):
+    assert TITLE in _pdf_text(options_report / "report.pdf")
+
+
+def test_report_pdf_for_the_peephole_lstm(options_report):
+    text = _pdf_text(options_report / "report.pdf")
+    assert "Your cell: lstm-peephole" in text
+    assert "f = sigmoid(W_f @ h + U_f @ x + p_f * c + b_f)" in text
+    results = json.loads((options_report / "results.json").read_text())["user_cell"]
+    assert results["regime"]["regime"] == "not decided (the bound depends on the state)"
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_a_users_torch_model_gets_its_own_section(tmp_path, kind):
+def test_a_users_torch_model_gets_its_own_section(options_report, tmp_path, kind):
     import torch
 
-    torch.manual_seed(0)
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](3, 5)
-    path = tmp_path / f"{kind}.pt"
-    torch.save(module.state_dict(), path)
-    r = build_report(ReportOptions(out=tmp_path / "rep", cells=("rnn-tanh",), torch_model=path))
-    text = subprocess.run(["pdftotext", str(r.pdf), "-"], capture_output=True, text=True, check=True).stdout
-    assert "Your model" in text and f"{kind}.pt" in text
-    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    if kind == "lstm":  # the report with every option holds a saved nn.LSTM(3, 5)
+        out, path = options_report, Path("lstm.pt")
+    else:
+        torch.manual_seed(0)
+        path = tmp_path / f"{kind}.pt"
+        torch.save(torch.nn.GRU(3, 5).state_dict(), path)
+        out = tmp_path / "rep"
+        build_report(ReportOptions(out=out, cells=("rnn-tanh",), torch_model=path))
+    text = _pdf_text(out / "report.pdf")
+    assert "Your model" in text and path.name in text
+    results = json.loads((out / "results.json").read_text())
     section = results["model"]
     assert section["model"]["model"] == ("lstm" if kind == "lstm" else "gru-torch")
     assert section["verification"]["ok"] is True
