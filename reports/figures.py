@@ -36,6 +36,7 @@ RC: Mapping[str, Any] = MappingProxyType(
         "figure.figsize": (5.2, 3.2),
         "figure.dpi": 100,
         "figure.constrained_layout.use": True,
+        "font.family": "STIXGeneral",
         "font.size": 9.5,
         "axes.titlesize": 10,
         "axes.labelsize": 9.5,
