@@ -148,7 +148,8 @@ def save(fig: Figure, figures_dir: Path, stem: str, *, formats: tuple[str, ...] 
         paths = {f: figures_dir / f"{stem}.{f}" for f in FORMATS if f in formats}
         if "pdf" in paths:
             with _quiet_font_subsetting():
-                fig.savefig(paths["pdf"], format="pdf", metadata=_PDF_METADATA)
+                # dpi: the resolution of rasterized artists inside the PDF (vector parts do not use it)
+                fig.savefig(paths["pdf"], format="pdf", dpi=PNG_DPI, metadata=_PDF_METADATA)
         if "png" in paths:
             fig.savefig(paths["png"], format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
     finally:
