@@ -10,12 +10,12 @@ Each run is a new process that builds the report without the PDF, in one process
 
 CPU seconds (``time.process_time``), not wall time: the machine is shared. With ``--source DIR``
 the same runs are made with the gradproof of that source tree (e.g. ``git archive main | tar -x -C
-DIR``), round-robin with this checkout, and both are shown side by side (medians of
-``--repeats`` runs).
+DIR``; ``--source`` may be repeated), round-robin with this checkout, and all are shown side by
+side (medians of ``--repeats`` runs).
 
 Run from the repository root::
 
-    python -m benchmarks.bench_figures [--repeats 3] [--source DIR] [--json PATH]
+    python -m benchmarks.bench_figures [--repeats 3] [--source DIR ...] [--json PATH]
 """
 
 from __future__ import annotations
@@ -100,14 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
-    ap.add_argument("--source", type=Path, default=None,
-                    help="also time the gradproof of this source tree (e.g. main before a change), side by side")
+    ap.add_argument("--source", type=Path, action="append", default=[],
+                    help="also time the gradproof of this source tree (e.g. main before a change), side by side; "
+                    "may be given more than once")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be 1 or more")
-    trees: dict[str, Path | None] = {"this checkout": None}
-    if args.source is not None:
-        trees = {"before (--source)": args.source.resolve(), **trees}
+    trees: dict[str, Path | None] = {str(src): src.resolve() for src in args.source}
+    trees["this checkout"] = None
     runs: dict[str, list[dict]] = {k: [] for k in trees}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-figures-") as root_name:
@@ -125,12 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
     names = list(trees)
     print(f"report figures, CPU seconds, medians of {args.repeats} runs (build_report(pdf=False, jobs=1)), "
           f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores")  # fmt: skip
-    head = "".join(f"{n[:18]:>20}" for n in names)
+    head = "".join(f"{n[-18:]:>20}" for n in names)
     print(f"{'':<28}{head}")
     for key, label in (("build_cpu_s", "whole build"), ("figures_cpu_s", "all figures (draw + save)"),
                        ("draw_cpu_s", "  draw + layout"), ("save_cpu_s", "  save (PDF)")):  # fmt: skip
         print(f"{label:<28}" + "".join(f"{result['trees'][n][key]['median']:>20.2f}" for n in names))
-    print(f"\nper figure: draw + save CPU s (PDF kB){'':<4}" + "".join(f"{n[:18]:>20}" for n in names))
+    print(f"\nper figure: draw + save CPU s (PDF kB){'':<4}" + "".join(f"{n[-18:]:>20}" for n in names))
     for stem in result["trees"][names[-1]]["per_figure"]:
         cells = []
         for n in names:
