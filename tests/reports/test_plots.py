@@ -440,8 +440,12 @@ def beyond_figures() -> dict[str, Callable[[], Figure]]:
     paths = grid_paths(1, 1, 3, 2)
     heat = np.tril(np.exp(-np.add.outer(np.arange(6.0), np.arange(6.0))))
     return {
-        "grid_paths": lambda: plots_beyond.grid_paths_figure(paths, start=(1, 1), steps=3, depth=2, count=len(paths)),
-        "depth_norms": lambda: plots_beyond.depth_norms_figure({"plain": -np.arange(6.0)[::-1], "residual": np.zeros(6)}),
+        "grid_paths": lambda: plots_beyond.grid_paths_figure(
+            paths, start=(1, 1), steps=3, depth=2, count=len(paths)
+        ),
+        "depth_norms": lambda: plots_beyond.depth_norms_figure(
+            {"plain": -np.arange(6.0)[::-1], "residual": np.zeros(6)}
+        ),
         "causal_heatmap": lambda: plots_beyond.causal_heatmaps({"uni": heat, "bi": heat + heat.T}),
     }
 
