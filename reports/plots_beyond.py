@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from ..derive.errors import GradproofError
 from .figures import style
+from .plots import _finish
 
 __all__ = ["grid_paths_figure", "depth_norms_figure"]
 
@@ -56,8 +57,7 @@ def grid_paths_figure(
         ax.set_xlabel("time step $t$ (a move right: factor $A = D(f')W^l$)")
         ax.set_ylabel("layer $l$ (up: $B = D(f')U^l$)")
         ax.set_title(f"{count} monotone paths from $(t, l) = {start}$ to $(T, L) = ({steps}, {depth})$")
-
-    return fig
+        return _finish(fig)
 
 
 def depth_norms_figure(curves: Mapping[str, np.ndarray]) -> Figure:
@@ -79,8 +79,7 @@ def depth_norms_figure(curves: Mapping[str, np.ndarray]) -> Figure:
         ax.set_xlabel("layer $l$ (the output is layer $L$)")
         ax.set_ylabel(r"$\log_{10}\|\partial y_L/\partial y_l\|_2$")
         ax.legend(loc="best", frameon=False)
-
-    return fig
+        return _finish(fig)
 
 
 def causal_heatmaps(panels: Mapping[str, np.ndarray]) -> Figure:
@@ -117,4 +116,4 @@ def causal_heatmaps(panels: Mapping[str, np.ndarray]) -> Figure:
             ax.set_ylabel("output step $t$")
         bar = fig.colorbar(image, ax=list(axes), shrink=0.85)
         bar.set_label(r"$\log_{10}\|\partial o_t/\partial x_s\|_2$ (white: exactly 0)")
-    return fig
+        return _finish(fig)

@@ -428,3 +428,97 @@ def test_bound_profiles_axis_label_uses_the_texts_notation() -> None:
     assert fig.axes[0].get_ylabel() == r"$\log_{10}\,\|\partial h^{(T)}/\partial h^{(t)}\|_2$"
     bound = next(line for line in fig.axes[0].get_lines() if "data-dependent" in str(line.get_label()))
     assert bound.get_marker() == "o"  # told apart from eta^(T-t) where the two coincide
+
+
+# --------------------------------------------------------------------------- laid out once, drawn once per format
+
+
+def beyond_figures() -> dict[str, Callable[[], Figure]]:
+    from gradproof.derive.architectures import grid_paths
+    from gradproof.reports import plots_beyond
+
+    paths = grid_paths(1, 1, 3, 2)
+    heat = np.tril(np.exp(-np.add.outer(np.arange(6.0), np.arange(6.0))))
+    return {
+        "grid_paths": lambda: plots_beyond.grid_paths_figure(
+            paths, start=(1, 1), steps=3, depth=2, count=len(paths)
+        ),
+        "depth_norms": lambda: plots_beyond.depth_norms_figure(
+            {"plain": -np.arange(6.0)[::-1], "residual": np.zeros(6)}
+        ),
+        "causal_heatmap": lambda: plots_beyond.causal_heatmaps({"uni": heat, "bi": heat + heat.T}),
+    }
+
+
+ALL_BUILDERS: dict[str, Callable[[], Figure]] = {name: case[0] for name, case in CASES.items()}
+ALL_BUILDERS.update(beyond_figures())
+
+
+@pytest.mark.parametrize("name", list(ALL_BUILDERS))
+def test_layout_is_done_once_and_each_format_is_one_drawing(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fig = ALL_BUILDERS[name]()
+    # frozen, and no layout engine left: savefig has no reason to draw the figure a second time
+    assert fig.get_layout_engine() is None
+    frozen = [ax.get_position(original=True).bounds for ax in fig.axes]
+    # laid out: constrained layout leaves 3/72 in pads at the top and right where the default
+    # subplot parameters (no layout) would leave 0.1 x the width and 0.12 x the height
+    box = fig.get_tightbbox()
+    width, height = fig.get_size_inches()
+    assert width - box.x1 < 0.1 and height - box.y1 < 0.1
+    drawings: list[str] = []
+    draw = Figure.draw
+
+    def counted(self: Figure, renderer: Any) -> None:
+        drawings.append(type(renderer).__name__)
+        draw(self, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counted)
+    paths = figures.save(fig, tmp_path, name)
+    assert len(drawings) == 2, drawings  # one for the PDF, one for the PNG
+    assert [ax.get_position(original=True).bounds for ax in fig.axes] == frozen  # saving moved nothing
+    assert all(figures.is_valid_image(p) for p in paths.values())
+
+
+@pytest.mark.parametrize("name", ["cliff", "spectrum", "causal_heatmap"])  # colour bars, fixed aspect
+def test_same_figure_gives_identical_pdf(name: str, tmp_path: Path) -> None:
+    build = ALL_BUILDERS[name]
+    first = figures.save(build(), tmp_path / "a", name, formats=("pdf",))["pdf"].read_bytes()
+    again = figures.save(build(), tmp_path / "b", name, formats=("pdf",))["pdf"].read_bytes()
+    assert first == again
+
+
+def test_every_text_glyph_is_in_the_text_font() -> None:
+    """The text font has every character the figures write outside $...$, so none is missing or wrong.
+
+    (matplotlib's Computer Modern .ttf files map some code points to other glyphs, e.g. 'µ' to a
+    grave accent: a cmap lookup, not only the absence of a warning, is what shows a font fits.)
+    """
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+    from matplotlib.text import Text
+
+    with figures.style():
+        path = findfont(FontProperties(family=matplotlib.rcParams["font.family"]), fallback_to_default=False)
+    charmap = get_font(path).get_charmap()
+    used = set("µ–∏−×±≤≥·")  # from the report's own labels (step times, LSTM cell path, edges)
+    for build in ALL_BUILDERS.values():
+        for text in build().findobj(Text):
+            used |= {c for i, part in enumerate(text.get_text().split("$")) if i % 2 == 0 for c in part}
+    used -= {"\n"}
+    assert len(used) > 40
+    missing = sorted(c for c in used if ord(c) not in charmap)
+    assert missing == []
+
+
+def test_rasterized_surface_keeps_the_savefig_resolution(tmp_path: Path) -> None:
+    import re
+
+    fig = CASES["cliff"][0]()
+    surface = fig.axes[1]  # the rasterized pcolormesh of log10 |grad|
+    width_in = surface.get_position().width * fig.get_figwidth()
+    pdf = figures.save(fig, tmp_path, "cliff", formats=("pdf",))["pdf"].read_bytes()
+    widths = [int(w) for w in re.findall(rb"/Subtype /Image /Width (\d+)", pdf)]
+    assert widths, "no raster image in the PDF"
+    # at savefig's 150 dpi whatever the caller's rcParams (not 72, the PDF's own, nor figure.dpi)
+    assert max(widths) == pytest.approx(width_in * figures.PNG_DPI, abs=3)
