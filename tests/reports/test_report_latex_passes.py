@@ -37,7 +37,8 @@ def _compile(directory: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> tup
 
     def counting(cmd: list[str], cwd: Path, deadline: float) -> tuple[int, str]:
         rc, out = run(cmd, cwd, deadline)
-        outputs.append(out if Path(cmd[0]).name == "latexmk" else "Run number 1 of rule 'pdflatex'\n")
+        if "-ini" not in cmd:  # dumping the preamble's format is not a pass over the document
+            outputs.append(out if Path(cmd[0]).name == "latexmk" else "Run number 1 of rule 'pdflatex'\n")
         return rc, out
 
     monkeypatch.setattr(latex, "_run", counting)
