@@ -16,7 +16,8 @@ runs plain pdflatex: the PDF looks the same either way (the same pages, glyphs a
 the internal font resource names differ).
 
 The cache folder is ``$GRADPROOF_LATEX_CACHE`` when set (the value ``off`` disables the cache),
-else ``$XDG_CACHE_HOME/gradproof/latex-formats``, else ``~/.cache/gradproof/latex-formats``.
+else ``$XDG_CACHE_HOME/gradproof/latex``, else ``~/.cache/gradproof/latex``; the formats are in its
+``formats`` subfolder.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ Runner = Callable[[list[str], Path, float], tuple[int, str]]
 
 
 def format_cache_dir() -> Path | None:
-    """The folder of the cached formats, or None when ``$GRADPROOF_LATEX_CACHE`` is ``off``."""
+    """gradproof's per-user LaTeX cache folder, or None when ``$GRADPROOF_LATEX_CACHE`` is ``off``."""
     value = os.environ.get(CACHE_ENV)
     if value is not None:
         return None if value.strip().lower() in ("off", "0", "no", "") else Path(value)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gradproof" / "latex-formats"
+    return Path(base) / "gradproof" / "latex"
 
 
 def split_preamble(text: str) -> str | None:
@@ -184,7 +185,7 @@ def preamble_format(tex_path: Path, *, pdflatex: str, run: Runner, deadline: flo
     if preamble is None or shutil.which("kpsewhich") is None:
         return None
     try:
-        root = Path(cache_dir).expanduser().resolve()
+        root = Path(cache_dir).expanduser().resolve() / "formats"
         if not _SAFE_PATH_RE.match(str(root)):
             return None
         key = _key(preamble, stem, pdflatex)

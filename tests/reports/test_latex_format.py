@@ -41,7 +41,7 @@ def _document(preamble: str = PREAMBLE, sections: int = 12) -> str:
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv(latex_format.CACHE_ENV, str(folder))
-    return folder
+    return folder / "formats"
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_format_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatc
     assert format_cache_dir() is None
     monkeypatch.delenv(latex_format.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert format_cache_dir() == tmp_path / "xdg" / "gradproof" / "latex-formats"
+    assert format_cache_dir() == tmp_path / "xdg" / "gradproof" / "latex"
 
 
 def test_the_format_gives_the_same_pages_and_is_dumped_once(
