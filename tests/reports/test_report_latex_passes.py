@@ -1,7 +1,8 @@
 """The report's LaTeX passes: a rebuild whose labels did not move takes one pass, not three.
 
 latexmk decides from the .aux, .toc and .out files; reports.report.reuse_latex_state hands it the
-previous build's, so it can see that a pass changed none of them. The counts are read from
+previous build's, so it can see that a pass changed none of them; a build into a new folder gets the
+last build's from the per-user cache (remember_latex_state / recall_latex_state). The counts are read from
 latexmk's own output ("Run number k of rule 'pdflatex'").
 """
 
