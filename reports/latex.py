@@ -60,6 +60,7 @@ from typing import Any
 import jinja2
 
 from ..derive.errors import GradproofError
+from .latex_format import format_cache_dir, preamble_format
 
 __all__ = [
     "BLOCK_KINDS",
@@ -578,7 +579,7 @@ def _run(cmd: list[str], cwd: Path, deadline: float) -> tuple[int, str]:
     return proc.returncode, out.decode("utf-8", errors="replace")
 
 
-def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
+def compile_pdf(tex_path: Path, *, timeout: float = 300, use_format: bool = True) -> Path:
     """Compile ``tex_path`` to PDF next to it, without shell escape.
 
     Uses ``latexmk -pdf`` (with ``-norc``, so no rc file can change the command) when available,
@@ -586,12 +587,21 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
     ``-interaction=nonstopmode -halt-on-error -no-shell-escape -file-line-error`` in the
     directory of ``tex_path``, with ``openout_any=p``.
 
+    Each pass starts from a precompiled format of the document's preamble when one can be used
+    (:mod:`reports.latex_format`: dumped once with ``mylatexformat`` into a per-user cache keyed
+    by the preamble text and the TeX files it read); this saves the preamble's share of every
+    pass. When no format fits, or a run with the format fails, the document is compiled again
+    without one, so the format can only make a build faster, never different for the reader.
+
     Parameters
     ----------
     tex_path : Path
         The ``.tex`` file. It is never deleted, also not on failure.
     timeout : float
         Seconds for the whole compilation; the engine's process group is killed after it.
+    use_format : bool
+        Use (and if needed build) the cached preamble format. ``GRADPROOF_LATEX_CACHE=off`` in
+        the environment turns it off as well.
 
     Returns
     -------
@@ -619,33 +629,18 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
             f"to build the PDF install one, e.g. `{INSTALL_HINT}` (Debian/Ubuntu)"
         )
     workdir = tex_path.resolve().parent
-    name = tex_path.name
     log_path = workdir / (tex_path.stem + ".log")
     pdf_path = workdir / (tex_path.stem + ".pdf")
     deadline = time.monotonic() + float(timeout)
-    is_latexmk = Path(engine).name.startswith("latexmk")
     try:
-        if is_latexmk:
-            rc, output = _run([engine, "-norc", "-pdf", *_ENGINE_FLAGS, name], workdir, deadline)
-            # latexmk decides from file hashes and can stop while the log still says "Label(s)
-            # may have changed. Rerun": then the contents point to wrong pages. Run the engine
-            # itself until the log and the .aux/.toc files are stable (bounded).
-            direct = shutil.which("pdflatex")
-            for _ in range(_EXTRA_RUNS):
-                if rc != 0 or direct is None or not _asks_for_rerun(log_path):
-                    break
-                rc, output = _run([direct, *_ENGINE_FLAGS, name], workdir, deadline)
-        else:
-            bibtex = shutil.which("bibtex")
-            for attempt in range(4):
-                rc, output = _run([engine, *_ENGINE_FLAGS, name], workdir, deadline)
-                if rc != 0:
-                    break
-                if attempt == 0 and bibtex and "\\bibdata" in _read(workdir / (tex_path.stem + ".aux")):
-                    _run([bibtex, tex_path.stem], workdir, deadline)  # the references list (natbib)
-                    continue
-                if attempt >= 1 and not _asks_for_rerun(log_path):
-                    break
+        fmt = None
+        direct = shutil.which("pdflatex")
+        if use_format and direct is not None and _SAFE_COMMAND_RE.match(direct):
+            fmt = preamble_format(workdir / tex_path.name, pdflatex=direct, run=_run,
+                                  deadline=deadline, cache_dir=format_cache_dir())  # fmt: skip
+        rc, output = _passes(engine, direct, fmt, workdir, tex_path.name, deadline)
+        if rc != 0 and fmt is not None:  # never let the format be the reason for a failure
+            rc, output = _passes(engine, direct, None, workdir, tex_path.name, deadline)
     except subprocess.TimeoutExpired:
         raise LatexError(
             f"LaTeX did not finish within {timeout:g} s and was stopped "
@@ -655,6 +650,41 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300) -> Path:
     if rc == 0 and pdf_path.is_file():
         return pdf_path
     raise LatexError(_failure_message(log_path, Path(engine).name, rc, output))
+
+
+_SAFE_COMMAND_RE = re.compile(r"[A-Za-z0-9/._+-]+\Z")
+
+
+def _passes(engine: str, direct: str | None, fmt: Path | None, workdir: Path, name: str,
+            deadline: float) -> tuple[int, str]:  # fmt: skip
+    """The engine passes (latexmk, or pdflatex and bibtex), each from ``fmt`` when given."""
+    stem = Path(name).stem
+    log_path = workdir / (stem + ".log")
+    with_fmt = [f"-fmt={fmt}"] if fmt is not None else []
+    if Path(engine).name.startswith("latexmk"):
+        cmd = [engine, "-norc", "-pdf"]
+        if fmt is not None:  # latexmk runs this through sh: both paths match _SAFE_COMMAND_RE
+            cmd.append(f"-pdflatex={direct} -fmt={fmt} %O %S")
+        rc, output = _run([*cmd, *_ENGINE_FLAGS, name], workdir, deadline)
+        # latexmk decides from file hashes and can stop while the log still says "Label(s)
+        # may have changed. Rerun": then the contents point to wrong pages. Run the engine
+        # itself until the log and the .aux/.toc files are stable (bounded).
+        for _ in range(_EXTRA_RUNS):
+            if rc != 0 or direct is None or not _asks_for_rerun(log_path):
+                break
+            rc, output = _run([direct, *with_fmt, *_ENGINE_FLAGS, name], workdir, deadline)
+        return rc, output
+    bibtex = shutil.which("bibtex")
+    for attempt in range(4):
+        rc, output = _run([engine, *with_fmt, *_ENGINE_FLAGS, name], workdir, deadline)
+        if rc != 0:
+            break
+        if attempt == 0 and bibtex and "\\bibdata" in _read(workdir / (stem + ".aux")):
+            _run([bibtex, stem], workdir, deadline)  # the references list (natbib)
+            continue
+        if attempt >= 1 and not _asks_for_rerun(log_path):
+            break
+    return rc, output
 
 
 #: extra engine runs after latexmk when the log still asks for one

@@ -30,9 +30,10 @@ from .section_gates import load_experiment, section_gates
 from .section_story import section_summary
 from .figures import use_style
 from .latex import LatexError, compile_pdf, find_engine, render_report
+from .latex_format import format_cache_dir
 from .output import AtomicDirectory, write_json
 
-__all__ = ["ReportOptions", "ReportResult", "SECOND_PROCESS", "LATEX_STATE", "build_report", "reuse_latex_state", "run_parts"]
+__all__ = ["ReportOptions", "ReportResult", "SECOND_PROCESS", "LATEX_STATE", "build_report", "recall_latex_state", "remember_latex_state", "reuse_latex_state", "run_parts"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,49 @@ def reuse_latex_state(previous: Path, build: Path) -> list[str]:
     return copied
 
 
+def _state_cache() -> Path | None:
+    root = format_cache_dir()
+    return None if root is None else root / "last-build"
+
+
+def remember_latex_state(build: Path) -> list[str]:
+    """Keep the :data:`LATEX_STATE` files of a finished build in the per-user LaTeX cache.
+
+    The next build into a *new* folder starts from them (:func:`recall_latex_state`), as a rebuild
+    in the same folder does. Each file is replaced atomically; a cache that cannot be written is
+    skipped (returns the names kept, none then).
+    """
+    target = _state_cache()
+    kept = []
+    try:
+        if target is None:
+            return []
+        target.mkdir(parents=True, exist_ok=True)
+        for name in LATEX_STATE:
+            source = Path(build) / name
+            if source.is_file() and not source.is_symlink():
+                partial = target / f".{name}.{os.getpid()}"
+                shutil.copyfile(source, partial)
+                os.replace(partial, target / name)
+                kept.append(name)
+    except OSError:
+        return kept
+    return kept
+
+
+def recall_latex_state(build: Path) -> list[str]:
+    """Copy the last build's :data:`LATEX_STATE` from the per-user cache into ``build``.
+
+    Only a starting point: latexmk reruns pdflatex and BibTeX until the .aux, .toc and .out it
+    writes are the ones it read, so a state from another report costs passes, never correctness.
+    """
+    source = _state_cache()
+    try:
+        return [] if source is None else reuse_latex_state(source, build)
+    except OSError:
+        return []
+
+
 def build_report(options: ReportOptions, *, progress: Callable[[str], None] | None = None,
                  jobs: int | None = None) -> ReportResult:
     """Write the report into ``options.out``; returns the paths.
@@ -322,8 +366,10 @@ def build_report(options: ReportOptions, *, progress: Callable[[str], None] | No
             else:
                 say(f"[{total}/{total}] compiling the PDF with latexmk")
                 try:
-                    reuse_latex_state(Path(options.out), tmp)
+                    if not reuse_latex_state(Path(options.out), tmp):
+                        recall_latex_state(tmp)  # a new folder starts from the last build anywhere
                     compile_pdf(tmp / "report.tex")
+                    remember_latex_state(tmp)
                     pdf = Path(options.out) / "report.pdf"
                 except LatexError as exc:
                     latex_error = exc

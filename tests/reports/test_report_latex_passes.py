@@ -1,7 +1,8 @@
 """The report's LaTeX passes: a rebuild whose labels did not move takes one pass, not three.
 
 latexmk decides from the .aux, .toc and .out files; reports.report.reuse_latex_state hands it the
-previous build's, so it can see that a pass changed none of them. The counts are read from
+previous build's, so it can see that a pass changed none of them; a build into a new folder gets the
+last build's from the per-user cache (remember_latex_state / recall_latex_state). The counts are read from
 latexmk's own output ("Run number k of rule 'pdflatex'").
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gradproof.reports import latex
-from gradproof.reports.report import LATEX_STATE, reuse_latex_state
+from gradproof.reports.report import LATEX_STATE, recall_latex_state, remember_latex_state, reuse_latex_state
 
 
 def _document(sections: int, extra: str = "") -> str:
@@ -37,7 +38,8 @@ def _compile(directory: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> tup
 
     def counting(cmd: list[str], cwd: Path, deadline: float) -> tuple[int, str]:
         rc, out = run(cmd, cwd, deadline)
-        outputs.append(out if Path(cmd[0]).name == "latexmk" else "Run number 1 of rule 'pdflatex'\n")
+        if "-ini" not in cmd:  # dumping the preamble's format is not a pass over the document
+            outputs.append(out if Path(cmd[0]).name == "latexmk" else "Run number 1 of rule 'pdflatex'\n")
         return rc, out
 
     monkeypatch.setattr(latex, "_run", counting)
@@ -95,3 +97,34 @@ def test_reuse_latex_state_copies_only_regular_files(tmp_path: Path) -> None:
     assert reuse_latex_state(old, new) == ["report.aux"]
     assert sorted(p.name for p in new.iterdir()) == ["report.aux"]  # never the old PDF
     assert reuse_latex_state(tmp_path / "missing", new) == []
+
+
+def test_a_new_folder_starts_from_the_last_build_kept_in_the_cache(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADPROOF_LATEX_CACHE", str(tmp_path / "cache"))
+    first, text = _compile(tmp_path / "first", _document(40), monkeypatch)
+    assert first >= 2
+    assert remember_latex_state(tmp_path / "first") == list(LATEX_STATE)
+    (tmp_path / "elsewhere").mkdir()
+    assert recall_latex_state(tmp_path / "elsewhere") == list(LATEX_STATE)
+    again, text_again = _compile(tmp_path / "elsewhere", _document(40), monkeypatch)
+    assert again == 1 and text_again == text
+    # a different document from that state: the passes it needs, and right contents
+    (tmp_path / "other").mkdir()
+    recall_latex_state(tmp_path / "other")
+    passes, text_other = _compile(tmp_path / "other", _document(40, "Longer text. " * 400), monkeypatch)
+    assert passes >= 2
+    _toc_is_right(text_other, 40)
+
+
+def test_the_state_cache_can_be_turned_off_or_be_unwritable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "report.aux").write_text("\\relax\n", encoding="utf-8")
+    monkeypatch.setenv("GRADPROOF_LATEX_CACHE", "off")
+    assert remember_latex_state(tmp_path / "build") == []
+    assert recall_latex_state(tmp_path / "build") == []
+    (tmp_path / "blocker").write_text("a file, not a folder\n", encoding="utf-8")
+    monkeypatch.setenv("GRADPROOF_LATEX_CACHE", str(tmp_path / "blocker"))
+    assert remember_latex_state(tmp_path / "build") == []
+    (tmp_path / "new").mkdir()
+    assert recall_latex_state(tmp_path / "new") == []
