@@ -43,9 +43,9 @@ from .lyapunov import (
     initial_frame,
 )
 from .threads import single_blas_thread
-from .trajectory import prepare
+from .trajectory import Trajectory, prepare
 
-__all__ = ["lyapunov_batch"]
+__all__ = ["lyapunov_batch", "unroll_batch"]
 
 #: Floats of stacked step Jacobians held at once (B·chunk·S²); larger batches are split.
 _BATCH_FLOATS = 2**23
@@ -95,17 +95,7 @@ def lyapunov_batch(
     list of B :class:`LyapunovSpectrum`, element b equal (every bit) to
     ``lyapunov_spectrum(cell, params[b], xs, k=k, warmup=warmup)``.
     """
-    if isinstance(params, Mapping) or len(params) == 0:
-        raise GradproofError("lyapunov_batch needs a non-empty sequence of parameter dicts (one per setting); "
-                             "for one setting use lyapunov_spectrum")  # fmt: skip
-    c = _cell(cell)
-    checked = [prepare(c, p, xs) for p in params]
-    _, _, xs_a, _, n, m = checked[0]
-    if any((cn, cm) != (n, m) for _, _, _, _, cn, cm in checked):
-        raise GradproofError("lyapunov_batch: every setting must have the same hidden and input sizes")
-    plist = [p for _, p, _, _, _, _ in checked]
-    if np.iscomplexobj(xs_a) or any(np.iscomplexobj(v) for p in plist for v in p.values()):
-        raise GradproofError("lyapunov_batch needs real parameters and inputs; got complex numbers")
+    c, plist, xs_a, n, m = _settings(cell, params, xs, "lyapunov_batch", "lyapunov_spectrum")
     S = c.state_size(n)
     k = _int(k, "k", 1, min(S, CHOLESKY_MIN_K - 1),
              f"lyapunov_batch computes up to {min(S, CHOLESKY_MIN_K - 1)} exponents; use lyapunov_spectrum for more")  # fmt: skip
@@ -118,6 +108,52 @@ def lyapunov_batch(
     for start in range(0, len(plist), per_batch):
         out += _batch(c, plist[start : start + per_batch], xs_a, n, m, k, warmup, chunk, form)
     return out
+
+
+def _settings(cell: Cell | str, params: Sequence[Mapping[str, np.ndarray]], xs: object, who: str,
+              single: str) -> tuple[Cell, list[dict], np.ndarray, int, int]:  # fmt: skip
+    """The cell, the checked settings, xs (T, m) and the sizes n, m; GradproofError on bad input."""
+    if isinstance(params, Mapping) or len(params) == 0:
+        raise GradproofError(f"{who} needs a non-empty sequence of parameter dicts (one per setting); "
+                             f"for one setting use {single}")  # fmt: skip
+    c = _cell(cell)
+    checked = [prepare(c, p, xs) for p in params]
+    _, _, xs_a, _, n, m = checked[0]
+    if any((cn, cm) != (n, m) for _, _, _, _, cn, cm in checked):
+        raise GradproofError(f"{who}: every setting must have the same hidden and input sizes")
+    plist = [p for _, p, _, _, _, _ in checked]
+    if np.iscomplexobj(xs_a) or any(np.iscomplexobj(v) for p in plist for v in p.values()):
+        raise GradproofError(f"{who} needs real parameters and inputs; got complex numbers")
+    return c, plist, xs_a, n, m
+
+
+@single_blas_thread
+def unroll_batch(cell: Cell | str, params: Sequence[Mapping[str, np.ndarray]], xs: object) -> list[Trajectory]:
+    r"""The forward passes of one cell under B parameter settings, advanced together.
+
+    :math:`s^{(b)}_t = F(s^{(b)}_{t-1}, x_t; \theta^{(b)})` from :math:`s_0 = 0`, one stacked step of
+    the compiled derived definitions per t for all b.
+
+    Parameters
+    ----------
+    cell : a cell or its name.
+    params : B settings, each name -> array as from :func:`numeric.init`, all of the same sizes.
+    xs : (T, m) inputs, the same for every setting.
+
+    Returns
+    -------
+    list of B :class:`numeric.Trajectory`, element b with ``states`` (T + 1, S) equal (every bit)
+    to ``unroll(cell, params[b], xs).states``.
+    """
+    c, plist, xs_a, n, m = _settings(cell, params, xs, "unroll_batch", "unroll")
+    compiled = compile_cell(c)
+    stacked = {name: np.stack([p[name] for p in plist]) for name in c.parameter_names}
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            states = _forward(compiled, stacked, xs_a, np.zeros((len(plist), c.state_size(n))), n, m)
+    except FloatingPointError as exc:
+        raise GradproofError(f"the forward pass of {c.name} overflowed ({exc}); scale the weights or inputs down") from None
+    return [Trajectory(c, p, xs_a, np.ascontiguousarray(states[:, i]), n, m) for i, p in enumerate(plist)]
 
 
 def _forward(compiled, stacked: dict, xs: np.ndarray, s0: np.ndarray, n: int, m: int) -> np.ndarray:  # noqa: ANN001

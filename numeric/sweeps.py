@@ -30,9 +30,10 @@ import numpy as np
 from ..derive.cells import cell as _cell
 from ..derive.errors import GradproofError
 from ._readonly import frozen
-from .gradients import gradient_profile
+from .gradients import _trajectory_profile
 from .initialization import init, random_sequence
-from .lyapunov_batch import lyapunov_batch
+from .lyapunov_batch import lyapunov_batch, unroll_batch
+from .threads import single_blas_thread
 from .processes import die_with_parent
 
 __all__ = [
@@ -182,14 +183,19 @@ def keep_bias_parameters(cell: str, beta: float, *, hidden: int, inputs: int, se
     return p
 
 
+@single_blas_thread
 def _points(cell: str, settings: list[dict], xs: np.ndarray, warmup: int, profile: bool) -> list[tuple]:
     """(λ₁, its standard error, the log spectral profile or None) of every setting; the λ₁ of all
     settings computed together (:func:`numeric.lyapunov_batch`, equal to one
     ``lyapunov_spectrum(..., k=1)`` per setting to the last bit)."""
     spectra = lyapunov_batch(cell, settings, xs, k=1, warmup=warmup)
+    if not profile:
+        return [(spec.largest, float(spec.stderr[0]), None) for spec in spectra]
+    # the profiles from forward passes run together too (the same states as gradient_profile's own)
+    trajectories = unroll_batch(cell, settings, xs)
     return [
-        (spec.largest, float(spec.stderr[0]), gradient_profile(cell, p, xs).log_spectral if profile else None)
-        for spec, p in zip(spectra, settings)
+        (spec.largest, float(spec.stderr[0]), _trajectory_profile(traj).log_spectral)
+        for spec, traj in zip(spectra, trajectories)
     ]
 
 

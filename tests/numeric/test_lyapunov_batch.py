@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradproof.derive import GradproofError
-from gradproof.numeric import init, lyapunov_batch, lyapunov_spectrum, random_sequence
+from gradproof.numeric import gradient_profile, init, lyapunov_batch, lyapunov_spectrum, random_sequence, unroll, unroll_batch
 
 
 def _same(got, want) -> None:
@@ -124,3 +124,23 @@ def test_sweeps_and_phase_diagram_equal_one_run_per_point() -> None:
     ref = [lyapunov_spectrum("rnn-tanh", init("rnn-tanh", hidden=4, inputs=2, seed=5, spectral_norm=s), xs, k=1,
                              warmup=10) for s in (0.5, 1.5)]  # fmt: skip
     np.testing.assert_array_equal(r.largest, [x.largest for x in ref])
+    # the profiles from the batched forward pass: gradient_profile's own, every bit
+    want = [gradient_profile("rnn-tanh", init("rnn-tanh", hidden=4, inputs=2, seed=5, spectral_norm=s), xs).log_spectral
+            for s in (0.5, 1.5)]  # fmt: skip
+    np.testing.assert_array_equal(r.log_spectral, np.array(want))
+    g = gate_sweep("gru-torch", biases=(-1.0, 4.0), profile=True, **kw)
+    want = [gradient_profile("gru-torch", keep_bias_parameters("gru-torch", b, hidden=4, inputs=2, seed=5), xs).log_spectral
+            for b in (-1.0, 4.0)]  # fmt: skip
+    np.testing.assert_array_equal(g.log_spectral, np.array(want))
+
+
+@pytest.mark.parametrize("name", ["rnn-relu", "lstm", "gru", "gru-torch"])
+def test_unroll_batch_equals_unroll_to_the_bit(name: str) -> None:
+    params = _settings(name, (0, 1, 2))
+    xs = random_sequence(40, 3, seed=4)
+    for traj, p in zip(unroll_batch(name, params, xs), params):
+        want = unroll(name, p, xs)
+        np.testing.assert_array_equal(traj.states, want.states)
+        assert traj.states.flags.c_contiguous and (traj.hidden, traj.inputs, traj.cell) == (5, 3, want.cell)
+    with pytest.raises(GradproofError, match="non-empty sequence"):
+        unroll_batch(name, [], xs)
