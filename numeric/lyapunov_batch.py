@@ -27,7 +27,7 @@ import numpy as np
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
 from ..derive.jacobians import step_jacobian
-from .compiled import compile_cell, compile_expression
+from .compiled import CompiledCell, compile_cell, compile_expression
 from .gradients import _diag_times_parameter
 from .lyapunov import (
     _CHUNK_DIAG,
@@ -97,8 +97,8 @@ def lyapunov_batch(
     """
     c, plist, xs_a, n, m = _settings(cell, params, xs, "lyapunov_batch", "lyapunov_spectrum")
     S = c.state_size(n)
-    k = _int(k, "k", 1, min(S, CHOLESKY_MIN_K - 1),
-             f"lyapunov_batch computes up to {min(S, CHOLESKY_MIN_K - 1)} exponents; use lyapunov_spectrum for more")  # fmt: skip
+    top = min(S, CHOLESKY_MIN_K - 1)
+    k = _int(k, "k", 1, top, f"lyapunov_batch computes up to {top} exponents; use lyapunov_spectrum for more")
     T = xs_a.shape[0]
     warmup = _int(warmup, "warmup", 0, T - 1, f"at least one of the T = {T} steps must be counted")
     form = _diag_times_parameter(step_jacobian(c).result)
@@ -156,7 +156,7 @@ def unroll_batch(cell: Cell | str, params: Sequence[Mapping[str, np.ndarray]], x
     return [Trajectory(c, p, xs_a, np.ascontiguousarray(states[:, i]), n, m) for i, p in enumerate(plist)]
 
 
-def _forward(compiled, stacked: dict, xs: np.ndarray, s0: np.ndarray, n: int, m: int) -> np.ndarray:  # noqa: ANN001
+def _forward(compiled: CompiledCell, stacked: dict, xs: np.ndarray, s0: np.ndarray, n: int, m: int) -> np.ndarray:
     """(T + 1, B, S) states of B settings (parameters stacked (B, …)) driven by the same xs (T, m)."""
     T = xs.shape[0]
     states = np.empty((T + 1, *s0.shape))

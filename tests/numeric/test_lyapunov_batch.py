@@ -15,7 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradproof.derive import GradproofError
-from gradproof.numeric import gradient_profile, init, lyapunov_batch, lyapunov_spectrum, random_sequence, unroll, unroll_batch
+from gradproof.numeric import (
+    gradient_profile,
+    init,
+    lyapunov_batch,
+    lyapunov_spectrum,
+    random_sequence,
+    unroll,
+    unroll_batch,
+)
 
 
 def _same(got, want) -> None:
@@ -59,7 +67,8 @@ def test_split_into_sub_batches_changes_nothing(monkeypatch) -> None:
     params = _settings("lstm", (0, 1, 2, 3, 4))
     xs = random_sequence(70, 3, seed=2)
     whole = lyapunov_batch("lstm", params, xs, warmup=10)
-    monkeypatch.setattr(importlib.import_module("gradproof.numeric.lyapunov_batch"), "_BATCH_FLOATS", 2 * 70 * 100)  # two settings per sub-batch
+    module = importlib.import_module("gradproof.numeric.lyapunov_batch")
+    monkeypatch.setattr(module, "_BATCH_FLOATS", 2 * 70 * 100)  # two settings per sub-batch
     _same(lyapunov_batch("lstm", params, xs, warmup=10), whole)
 
 
