@@ -346,9 +346,13 @@ def sgd(
     norms = np.empty(n_steps)
     clipped = np.zeros(n_steps, dtype=bool)
     params[0] = p
+    c = _compile(model)
     for k in range(n_steps):
-        g = gradient(p[0], p[1], model=model)
-        losses[k] = loss(p[0], p[1], model=model)
+        # one forward pass for both the loss and the gradient (gradient() and loss() would run two)
+        W_, B_ = _params(p[0], p[1])
+        xs = forward(W_, B_, model=model)
+        g = _backward(c, xs, W_)
+        losses[k] = _out(np.asarray(c.loss(xs[-1]), dtype=np.float64))
         if clip is not None:
             res = clip_by_norm(g, clip)
             norms[k], clipped[k], g = res.norm_before, res.clipped, res.grads

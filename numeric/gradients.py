@@ -190,7 +190,12 @@ def gradient_profile(
     O(CHUNK·S²), never O(T·S²). When the derived step Jacobian has the form diag(v) W (the vanilla
     RNN, docs/math.md §1), only v is evaluated and the chain is a row scaling per step.
     """
-    traj = unroll(cell, params, xs, s0)
+    return _trajectory_profile(unroll(cell, params, xs, s0))
+
+
+def _trajectory_profile(traj: Trajectory) -> GradientProfile:
+    """:func:`gradient_profile` of a forward pass already run (e.g. many at once by
+    :func:`numeric.lyapunov_batch.unroll_batch`)."""
     if np.iscomplexobj(traj.states):
         raise GradproofError("gradient_profile needs real parameters and inputs")
     derivation = step_jacobian(traj.cell)

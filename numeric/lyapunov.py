@@ -277,6 +277,8 @@ def _boundaries(T: int, warmup: int, blocks: int) -> tuple[np.ndarray, np.ndarra
     QR group must end: both of those, and the end of the warm-up."""
     span = T - warmup
     points = np.unique(np.linspace(0, span, RUNNING_POINTS + 1).round().astype(np.int64)[1:])
+    points = points[points > 0]  # (span < 100 rounds the first to 0 steps: no estimate yet, and with
+    # warmup = 0 a step 0 that is never reached would have stopped every later checkpoint)
     block_ends = np.linspace(0, span, blocks + 1).round().astype(np.int64)[1:]
     points = np.union1d(points, block_ends)  # block ends are checkpoints too
     ends = points + warmup
@@ -427,6 +429,12 @@ def lyapunov_spectrum(
             f"the Jacobian product of {c.name} overflowed near step {t} ({exc}); the weights are too "
             "large for float64 even over a few steps: scale them down"
         ) from None
+    return _spectrum(total, block_sums, running, points, block_ends, T=T, warmup=warmup, blocks=blocks)
+
+
+def _spectrum(total: np.ndarray, block_sums: np.ndarray, running: np.ndarray, points: np.ndarray,
+              block_ends: np.ndarray, *, T: int, warmup: int, blocks: int) -> LyapunovSpectrum:  # fmt: skip
+    """The result of one run from its sums: ``total`` (k,), ``block_sums`` (blocks, k), ``running`` (P, k)."""
     span = T - warmup
     exponents = total / span
     order = np.argsort(-exponents, kind="stable")
@@ -434,7 +442,7 @@ def lyapunov_spectrum(
     with np.errstate(invalid="ignore"):
         means = block_sums / lengths[:, None]
         stderr = (
-            means.std(axis=0, ddof=1) / math.sqrt(blocks) if blocks > 1 else np.full(k, np.nan)
+            means.std(axis=0, ddof=1) / math.sqrt(blocks) if blocks > 1 else np.full(total.shape[0], np.nan)
         )
     return LyapunovSpectrum(
         exponents=exponents[order],

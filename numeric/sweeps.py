@@ -6,8 +6,10 @@ Sutskever 2015 for initialising it at 1 or more; Pascanu et al. 2013 for the RNN
 * :func:`gate_sweep` — an LSTM's or a GRU's largest Lyapunov exponent λ₁ and gradient profile as
   the bias of the gate that *keeps* the state goes from −2 to 6;
 * :func:`norm_sweep` — the vanilla RNN's λ₁ and profile as σ_max(W_h) goes through 1/γ;
-* :func:`phase_diagram` — λ₁ over a grid (σ_max of the recurrent matrices, keep bias), the
-  points computed in parallel on all cores.
+* :func:`phase_diagram` — λ₁ over a grid (σ_max of the recurrent matrices, keep bias).
+
+The λ₁ of all the settings of a sweep or a grid are computed together, as one batch
+(:func:`numeric.lyapunov_batch`), equal to the one-setting computation to the last bit.
 
 The keep bias β. The gate that keeps the state is the LSTM's forget gate f (c_t = f ⊙ c_{t-1} +
 …, bias ``b_f``), PyTorch's GRU update gate z (h_t = z ⊙ h_{t-1} + (1-z) ⊙ n, bias ``b_z``), and
@@ -28,9 +30,10 @@ import numpy as np
 from ..derive.cells import cell as _cell
 from ..derive.errors import GradproofError
 from ._readonly import frozen
-from .gradients import gradient_profile
+from .gradients import _trajectory_profile
 from .initialization import init, random_sequence
-from .lyapunov import lyapunov_spectrum
+from .lyapunov_batch import lyapunov_batch, unroll_batch
+from .threads import single_blas_thread
 from .processes import die_with_parent
 
 __all__ = [
@@ -180,10 +183,20 @@ def keep_bias_parameters(cell: str, beta: float, *, hidden: int, inputs: int, se
     return p
 
 
-def _point(cell: str, params: dict, xs: np.ndarray, warmup: int, profile: bool):
-    spec = lyapunov_spectrum(cell, params, xs, k=1, warmup=warmup)
-    prof = gradient_profile(cell, params, xs).log_spectral if profile else None
-    return spec.largest, float(spec.stderr[0]), prof
+@single_blas_thread
+def _points(cell: str, settings: list[dict], xs: np.ndarray, warmup: int, profile: bool) -> list[tuple]:
+    """(λ₁, its standard error, the log spectral profile or None) of every setting; the λ₁ of all
+    settings computed together (:func:`numeric.lyapunov_batch`, equal to one
+    ``lyapunov_spectrum(..., k=1)`` per setting to the last bit)."""
+    spectra = lyapunov_batch(cell, settings, xs, k=1, warmup=warmup)
+    if not profile:
+        return [(spec.largest, float(spec.stderr[0]), None) for spec in spectra]
+    # the profiles from forward passes run together too (the same states as gradient_profile's own)
+    trajectories = unroll_batch(cell, settings, xs)
+    return [
+        (spec.largest, float(spec.stderr[0]), _trajectory_profile(traj).log_spectral)
+        for spec, traj in zip(spectra, trajectories)
+    ]
 
 
 def gate_sweep(
@@ -210,10 +223,8 @@ def gate_sweep(
     betas = _values(biases, "biases")
     name = _cell(cell).name
     xs = random_sequence(steps, inputs, seed=seed + 1)
-    rows = [
-        _point(name, keep_bias_parameters(name, b, hidden=hidden, inputs=inputs, seed=seed), xs, warmup, profile)
-        for b in betas
-    ]
+    settings = [keep_bias_parameters(name, b, hidden=hidden, inputs=inputs, seed=seed) for b in betas]
+    rows = _points(name, settings, xs, warmup, profile)
     param, sign = KEEP_GATES[name]
     return GateSweep(
         cell=name, swept="keep bias", parameter=param, values=betas, parameter_values=sign * betas,
@@ -248,10 +259,8 @@ def norm_sweep(
     if c.kind != "rnn":
         raise GradproofError(f"norm_sweep sweeps σ_max(W_h) of a vanilla RNN; got {c.name!r}, use e.g. 'rnn-tanh'")
     xs = random_sequence(steps, inputs, seed=seed + 1)
-    rows = [
-        _point(c.name, init(c, hidden=hidden, inputs=inputs, seed=seed, spectral_norm=s), xs, warmup, True)
-        for s in sig
-    ]
+    settings = [init(c, hidden=hidden, inputs=inputs, seed=seed, spectral_norm=s) for s in sig]
+    rows = _points(c.name, settings, xs, warmup, True)
     return GateSweep(
         cell=c.name, swept="sigma_max(W_h)", parameter="W_h", values=sig, parameter_values=sig,
         largest=np.array([r[0] for r in rows]), stderr=np.array([r[1] for r in rows]),
@@ -260,12 +269,14 @@ def norm_sweep(
     )  # fmt: skip
 
 
-def _phase_point(task: tuple[str, float, float, int, int, int, int, int]) -> float:
-    """One grid point (top level, so worker processes can import it)."""
-    name, norm, beta, hidden, inputs, steps, warmup, seed = task
-    p = keep_bias_parameters(name, beta, hidden=hidden, inputs=inputs, seed=seed, spectral_norm=norm)
+def _phase_points(task: tuple[str, tuple[tuple[float, float], ...], int, int, int, int, int]) -> list[float]:
+    """λ₁ of a batch of grid points ``(norm, beta)``, computed together (top level, so worker
+    processes can import it)."""
+    name, grid, hidden, inputs, steps, warmup, seed = task
+    settings = [keep_bias_parameters(name, beta, hidden=hidden, inputs=inputs, seed=seed, spectral_norm=norm)
+                for norm, beta in grid]  # fmt: skip
     xs = random_sequence(steps, inputs, seed=seed + 1)
-    return lyapunov_spectrum(name, p, xs, k=1, warmup=warmup).largest
+    return [spec.largest for spec in lyapunov_batch(name, settings, xs, k=1, warmup=warmup)]
 
 
 def phase_diagram(
@@ -283,9 +294,12 @@ def phase_diagram(
 ) -> PhaseDiagram:
     r"""λ₁ of a gated cell over a grid of (σ_max of every recurrent matrix, keep bias β).
 
-    The grid points are independent; they run in a ``ProcessPoolExecutor`` with
-    ``min(workers or os.cpu_count(), points)`` processes (``workers=1`` runs in this process), with
-    a tqdm progress bar on stderr that stays quiet when stderr is not a terminal (or with
+    The grid points are advanced together (:func:`numeric.lyapunov_batch`: one stacked step for
+    all of them instead of one step per point, every λ₁ equal to the one-point computation to the
+    last bit). With ``workers=1`` the whole grid is one batch in this process; otherwise it is cut
+    into ``2·workers`` batches that run in a ``ProcessPoolExecutor`` with
+    ``min(workers or os.cpu_count(), points)`` processes (worth it only for large grids or long
+    runs). A tqdm progress bar on stderr stays quiet when stderr is not a terminal (or with
     ``progress=False``). The numbers do not depend on ``workers``.
 
     Returns
@@ -304,23 +318,25 @@ def phase_diagram(
     cores = os.cpu_count() or 1
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise GradproofError(f"workers must be a positive integer or None (all {cores} cores), got {workers!r}")
-    tasks = [(name, float(s), float(b), hidden, inputs, steps, warmup, seed) for b in betas for s in sig]
-    n_workers = min(workers or cores, cores, len(tasks))
-    bar = tqdm(total=len(tasks), desc=f"phase diagram ({name})", unit="point", disable=None if progress else True,
+    grid = [(float(s), float(b)) for b in betas for s in sig]
+    n_workers = min(workers or cores, cores, len(grid))
+    n_batches = 1 if n_workers == 1 else min(len(grid), 2 * n_workers)
+    size = -(-len(grid) // n_batches)
+    tasks = [(name, tuple(grid[i : i + size]), hidden, inputs, steps, warmup, seed) for i in range(0, len(grid), size)]
+    bar = tqdm(total=len(grid), desc=f"phase diagram ({name})", unit="point", disable=None if progress else True,
                leave=False)  # fmt: skip
+    values: list[float] = []
     with bar:
         if n_workers == 1:
-            values = []
             for task in tasks:
-                values.append(_phase_point(task))
-                bar.update(1)
+                values += _phase_points(task)
+                bar.update(len(task[1]))
         else:
             with ProcessPoolExecutor(max_workers=n_workers, initializer=die_with_parent,
                                      initargs=(os.getpid(),)) as pool:  # no orphans if we are killed
-                values = []
-                for v in pool.map(_phase_point, tasks, chunksize=max(1, len(tasks) // (4 * n_workers))):
-                    values.append(v)
-                    bar.update(1)
+                for task, v in zip(tasks, pool.map(_phase_points, tasks)):
+                    values += v
+                    bar.update(len(task[1]))
     return PhaseDiagram(
         cell=name, norms=sig, biases=betas, largest=np.array(values).reshape(betas.size, sig.size),
         hidden=hidden, inputs=inputs, steps=steps, warmup=warmup, seed=seed,

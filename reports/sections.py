@@ -638,13 +638,20 @@ def section_lstm(ctx: Context) -> tuple[dict, dict]:
 
 
 TIMING_SIZES: tuple[int, ...] = (64, 128, 256)
-"""Hidden sizes of the LSTM/GRU timing (input size = hidden / 2, 50 steps, batch 16)."""
+"""Hidden sizes of the LSTM/GRU timing (input size = hidden / 2, :data:`TIMING_STEPS` steps, batch 16)."""
 
 TIMING_THREADS = 1
 """PyTorch intra-op threads while timing (``torch.set_num_threads``; restored afterwards)."""
 
-TIMING_WARMUPS = 2
-"""Untimed runs before the timed ones at each size and engine (allocations, kernel selection)."""
+TIMING_WARMUPS = 1
+"""Untimed runs before the timed ones at each size and engine (allocations, kernel selection). Only the
+first run of all is slow (torch's first use); a second warm-up measured like the timed runs
+(``python -m benchmarks.bench_step_timing``)."""
+
+TIMING_STEPS = 25
+"""Sequence length of the timed runs. The time per step at 25 steps is that at 50 to within the
+run-to-run spread of either (the per-call overhead is a few µs against 100-1000 µs per step), for
+less than half the time (``python -m benchmarks.bench_step_timing``)."""
 
 TIMING_ENGINES: tuple[str, ...] = ("default", "no-onednn")
 """PyTorch's default CPU engine (oneDNN where it has a fused kernel: nn.LSTM, not nn.GRU), and the
@@ -715,7 +722,7 @@ def _median_step_time(name: str, *, hidden: int, inputs: int, steps: int, batch:
             "max_us": float(np.max(times)), "engine": label}  # fmt: skip
 
 
-def step_time_comparison(*, sizes: tuple[int, ...] = TIMING_SIZES, steps: int = 50, batch: int = 16,
+def step_time_comparison(*, sizes: tuple[int, ...] = TIMING_SIZES, steps: int = TIMING_STEPS, batch: int = 16,
                          repeats: int = 7) -> dict:
     """LSTM and GRU (torch.nn) step times, forward + backward, with both engines at each hidden size.
 

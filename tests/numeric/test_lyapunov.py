@@ -176,6 +176,29 @@ def test_running_estimates_and_standard_error() -> None:
     np.testing.assert_allclose(spec.stderr, means.std(axis=0, ddof=1) / np.sqrt(spec.blocks), rtol=1e-9)
 
 
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_short_runs_fill_every_checkpoint(warmup: int) -> None:
+    # fewer than 100 counted steps: the first running point used to round to step 0, which with no
+    # warm-up was never reached, so no checkpoint was taken (running uninitialised, stderr 0)
+    p = init("lstm", hidden=3, inputs=2, seed=0)
+    xs = random_sequence(40 + warmup, 2, seed=0)
+    spec = lyapunov_spectrum("lstm", p, xs, warmup=warmup)
+    assert spec.steps[0] == 1 and spec.steps[-1] == 40
+    np.testing.assert_array_equal(spec.steps, np.arange(1, 41))
+    assert np.all(np.isfinite(spec.running))
+    np.testing.assert_array_equal(spec.running[-1], spec.exponents)
+    assert np.all(spec.stderr > 0)
+    # the running estimate after j steps is the mean of the first j per-step sums: after one step,
+    # log|R_ii| of one QR of J_1 Q_0 (Householder, sorted like the exponents)
+    J = step_jacobians("lstm", p, xs)
+    q = initial_frame(6, 6)
+    for t in range(warmup):
+        q, _ = np.linalg.qr(J[t] @ q)
+    _, r = np.linalg.qr(J[warmup] @ q)
+    first = np.log(np.abs(np.diagonal(r)))
+    np.testing.assert_allclose(np.sort(spec.running[0]), np.sort(first), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
