@@ -137,6 +137,7 @@ def save(fig: Figure, figures_dir: Path, stem: str, *, formats: tuple[str, ...] 
     dict[str, Path]
         format -> path, e.g. ``{"pdf": ..., "png": ...}``.
     """
+    import matplotlib
     import matplotlib.pyplot as plt
 
     try:
@@ -149,12 +150,17 @@ def save(fig: Figure, figures_dir: Path, stem: str, *, formats: tuple[str, ...] 
         if not formats or not isinstance(formats, tuple) or not set(formats) <= set(FORMATS):
             raise GradproofError(f"figure formats: expected a non-empty tuple from {FORMATS}, got {formats!r}")
         paths = {f: figures_dir / f"{stem}.{f}" for f in FORMATS if f in formats}
-        if "pdf" in paths:
-            with _quiet_font_subsetting():
-                # dpi: the resolution of rasterized artists inside the PDF (vector parts do not use it)
-                fig.savefig(paths["pdf"], format="pdf", dpi=PNG_DPI, metadata=_PDF_METADATA)
-        if "png" in paths:
-            fig.savefig(paths["png"], format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
+        # savefig puts back the figure's layout engine when it ends; a figure frozen without one
+        # (plots._finish) gets None back, which matplotlib turns into a new constrained-layout engine
+        # where the global style asks for one (use_style): the next format would be laid out and
+        # drawn again, and colour bars moved. Inside this context None stays None.
+        with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            if "pdf" in paths:
+                with _quiet_font_subsetting():
+                    # dpi: the resolution of rasterized artists inside the PDF (vector parts do not use it)
+                    fig.savefig(paths["pdf"], format="pdf", dpi=PNG_DPI, metadata=_PDF_METADATA)
+            if "png" in paths:
+                fig.savefig(paths["png"], format="png", dpi=PNG_DPI, metadata=_PNG_METADATA)
     finally:
         plt.close(fig)
     return paths

@@ -522,3 +522,29 @@ def test_rasterized_surface_keeps_the_savefig_resolution(tmp_path: Path) -> None
     assert widths, "no raster image in the PDF"
     # at savefig's 150 dpi whatever the caller's rcParams (not 72, the PDF's own, nor figure.dpi)
     assert max(widths) == pytest.approx(width_in * figures.PNG_DPI, abs=3)
+
+
+def test_one_drawing_per_format_also_under_the_global_style(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After use_style() (as `gradproof report` and `experiment` call it), figure.constrained_layout.use
+    is on globally: savefig's own restore of a frozen figure's layout engine must not bring a
+    constrained-layout engine back (it did: a third drawing, and the PNG's colour bar moved)."""
+    import matplotlib
+
+    with matplotlib.rc_context():
+        figures.use_style()
+        assert matplotlib.rcParams["figure.constrained_layout.use"] is True
+        fig = CASES["cliff"][0]()
+        drawings: list[str] = []
+        draw = Figure.draw
+
+        def counted(self: Figure, renderer: Any) -> None:
+            drawings.append(type(renderer).__name__)
+            draw(self, renderer)
+
+        monkeypatch.setattr(Figure, "draw", counted)
+        first = figures.save(fig, tmp_path / "a", "cliff")
+        assert len(drawings) == 2, drawings
+        assert fig.get_layout_engine() is None
+        again = figures.save(fig, tmp_path / "b", "cliff")
+        assert first["png"].read_bytes() == again["png"].read_bytes()
+        assert first["pdf"].read_bytes() == again["pdf"].read_bytes()
