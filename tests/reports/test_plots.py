@@ -454,6 +454,19 @@ ALL_BUILDERS: dict[str, Callable[[], Figure]] = {name: case[0] for name, case in
 ALL_BUILDERS.update(beyond_figures())
 
 
+def _count_drawings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every Figure.draw appends its renderer's type name to the list returned."""
+    drawings: list[str] = []
+    draw = Figure.draw
+
+    def counted(self: Figure, renderer: Any) -> None:
+        drawings.append(type(renderer).__name__)
+        draw(self, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counted)
+    return drawings
+
+
 @pytest.mark.parametrize("name", list(ALL_BUILDERS))
 def test_layout_is_done_once_and_each_format_is_one_drawing(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -467,14 +480,7 @@ def test_layout_is_done_once_and_each_format_is_one_drawing(
     box = fig.get_tightbbox()
     width, height = fig.get_size_inches()
     assert width - box.x1 < 0.1 and height - box.y1 < 0.1
-    drawings: list[str] = []
-    draw = Figure.draw
-
-    def counted(self: Figure, renderer: Any) -> None:
-        drawings.append(type(renderer).__name__)
-        draw(self, renderer)
-
-    monkeypatch.setattr(Figure, "draw", counted)
+    drawings = _count_drawings(monkeypatch)
     paths = figures.save(fig, tmp_path, name)
     assert len(drawings) == 2, drawings  # one for the PDF, one for the PNG
     assert [ax.get_position(original=True).bounds for ax in fig.axes] == frozen  # saving moved nothing
@@ -534,14 +540,7 @@ def test_one_drawing_per_format_also_under_the_global_style(tmp_path: Path, monk
         figures.use_style()
         assert matplotlib.rcParams["figure.constrained_layout.use"] is True
         fig = CASES["cliff"][0]()
-        drawings: list[str] = []
-        draw = Figure.draw
-
-        def counted(self: Figure, renderer: Any) -> None:
-            drawings.append(type(renderer).__name__)
-            draw(self, renderer)
-
-        monkeypatch.setattr(Figure, "draw", counted)
+        drawings = _count_drawings(monkeypatch)
         first = figures.save(fig, tmp_path / "a", "cliff")
         assert len(drawings) == 2, drawings
         assert fig.get_layout_engine() is None
