@@ -173,3 +173,45 @@ def test_a_relu_model_is_reported_as_relu(tmp_path: Path) -> None:
     assert results["verification"]["ok"] is True
     with pytest.raises(GradproofError, match="--nonlinearity"):
         _section(tmp_path, path)
+
+
+def _story_parts(section: dict) -> tuple[str, str]:
+    """The opening paragraph and the closing box of a section, after checking they are there."""
+    from gradproof.reports.section_story import MOTIVATION_MARK
+
+    texts = [b.get("text", "") for b in section["blocks"] if b["kind"] == "text"]
+    assert section["blocks"][0]["kind"] == "text" and texts[0].startswith(MOTIVATION_MARK)
+    assert sum("\\begin{gptakeaway}" in t for t in texts) == 1
+    # the box closes the section: only figures may follow it
+    last = max(i for i, b in enumerate(section["blocks"]) if "\\begin{gptakeaway}" in b.get("text", ""))
+    assert all(b["kind"] == "figure" for b in section["blocks"][last + 1:])
+    return texts[0], section["blocks"][last]["text"]
+
+
+def test_your_model_opens_with_why_and_closes_with_numbers_from_results(tmp_path: Path) -> None:
+    import math
+
+    from gradproof.reports.latex import escape_tex
+
+    torch.manual_seed(5)
+    path = _save(nn.LSTM(3, 4).state_dict(), tmp_path, "one.pt")
+    section, results = _section(tmp_path, path)
+    opening, box = _story_parts(section)
+    assert "one.pt" in opening
+    blocks = results["model"]["blocks"]
+    worst = max(blocks, key=lambda k: blocks[k]["eta"])
+    assert f"${sections._num(blocks[worst]['eta'])}$, in {escape_tex(worst)}" in box
+    assert f"10^{{{results['log_spectral'][0] / math.log(10):.1f}}}" in box and "T = 100" in box
+    every = all(b["regime"] == "vanishing guaranteed" for b in blocks.values())
+    assert ("vanishing is guaranteed in every block" in box) == every
+
+    torch.manual_seed(3)  # a stacked, bidirectional model: the worst block of any layer and direction
+    stacked = _save(Net().state_dict(), tmp_path, "net.pt")
+    (tmp_path / "stack").mkdir()
+    section, results = _section(tmp_path / "stack", stacked)
+    _, box = _story_parts(section)
+    etas = {f"{row['layer']}, {k}": b["eta"] for row in results["model"]["layers"] for k, b in row["blocks"].items()}
+    worst = max(etas, key=lambda k: etas[k])
+    assert f"${sections._num(etas[worst])}$, in {escape_tex(worst)}" in box
+    far = min(v[0] for v in results["log_spectral"].values())
+    assert f"10^{{{far / math.log(10):.1f}}}" in box and "smallest over the layers and directions" in box
