@@ -27,7 +27,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -37,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from benchmarks._results import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "cli.json"
@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         "imports": imports,
         "unneeded_imports": extra,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

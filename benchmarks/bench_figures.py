@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from benchmarks._results import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "figures.json"
 
@@ -137,9 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
             f = result["trees"][n]["per_figure"].get(stem)
             cells.append("-" if f is None else f"{f['draw_s']:.2f}+{f['save_s']:.2f} ({f['pdf_bytes'] / 1000:.0f})")
         print(f"{stem:<42}" + "".join(f"{c:>20}" for c in cells))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gradproof.numeric.testing import check_recurrent_backward
+from benchmarks._results import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "gradcheck.json"
 TARGET_S = 2.0
@@ -157,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0], "numpy": np.__version__, "platform": platform.platform(),
         "loadavg_start": load0, "loadavg_end": load1,
     }  # fmt: skip
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(out, indent=2))
-    print(f"wrote {a.json}")
+    write_json(a.json, out)
     return 0
 
 

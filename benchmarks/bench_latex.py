@@ -30,7 +30,6 @@ Without ``--tex`` the report folder is made first with ``gradproof report --no-p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -40,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from benchmarks._results import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latex.json"
 
@@ -220,9 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     _print("compile_pdf (seconds)", compiles)
     print("same PDF text as the first row:", compiles["same_text_as_first_row"])
     _print("one pdflatex pass over the built report (seconds)", passes)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

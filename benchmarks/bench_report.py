@@ -23,7 +23,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -32,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from benchmarks._results import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "report.json"
 
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\nper step, one process (build_report(jobs=1)), medians\n{'step':<40}{'wall s':>8}{'cpu s':>8}")
         for name, v in result["sections_one_process"].items():
             print(f"{name:<40}{v['wall_s']:>8.2f}{v['cpu_s']:>8.2f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

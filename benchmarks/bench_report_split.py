@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from gradproof.reports import report as R
+from benchmarks._results import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "report_split.json"
 
@@ -79,9 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     for k, v in summary.items():
         print(f"{k:<44}" + "".join(f"{v[f]:>14.2f}" for f in fields))
     result = {"repeats": args.repeats, "load_average_1min": loads, "summary": summary, "runs": runs}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 

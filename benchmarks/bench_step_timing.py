@@ -22,13 +22,13 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from pathlib import Path
 
 from gradproof.reports import sections
+from benchmarks._results import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "step_timing.json"
 
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'seconds per comparison':<24}" + "".join(f"{statistics.median(seconds[k]):>22.2f}" for k in configs))
     result = {"repeats": args.repeats, "load_average_1min": loads, "configs": {k: list(v) for k, v in configs.items()},
               "summary": summary, "seconds": seconds, "runs": values}  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.json}")
+    write_json(args.json, result)
     return result
 
 
