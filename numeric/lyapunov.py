@@ -362,11 +362,7 @@ def lyapunov_spectrum(
             return [lambda a, j=j: j @ a for j in J]
 
     q = initial_frame(S, k)
-    total = np.zeros(k)  # Σ log|R_ii| since the warm-up
-    block_sums = np.zeros((blocks, k))
-    running = np.empty((points.size, k))
-    block_start_total = np.zeros(k)
-    next_point = next_block = 0
+    tally = _Tally(points, block_ends, blocks, (k,))
     group = 1  # steps in the next QR group (adapted)
     cholesky = k >= CHOLESKY_MIN_K
     backoff = 0  # Householder steps left before Cholesky-QR is tried again
@@ -400,36 +396,60 @@ def lyapunov_spectrum(
                     if logs is None:
                         q, r = np.linalg.qr(q)
                         logs = np.log(np.abs(np.diagonal(r)))
-                    # the next group: keep the spread of |R_ii| below MAX_GROUP_SPREAD
-                    finite = np.isfinite(logs)
-                    if finite.all() and k > 1:
-                        per_step = (logs.max() - logs.min()) / pending
-                        group = int(min(MAX_GROUP, max(1, math.log(MAX_GROUP_SPREAD) // max(per_step, 1e-12))))
-                    elif not finite.all():
-                        group = 1
-                    else:  # one exponent: only overflow matters
-                        group = int(min(MAX_GROUP, max(1, 300 // max(abs(logs[0]) / pending, 1e-12))))
+                    group = _next_group(logs, pending, k)
                     if cholesky and not backoff and group <= _CHOLESKY_MAX_GROUP:
                         group = 1  # a Cholesky-QR step is cheaper than a short Householder group
                     pending = 0
                     if t > warmup:
-                        total += logs
+                        tally.total += logs
                     if t == next_end:
-                        done = t - warmup
-                        while next_point < points.size and points[next_point] == done:
-                            running[next_point] = total / done
-                            next_point += 1
-                        while next_block < blocks and block_ends[next_block] == done:
-                            block_sums[next_block] = total - block_start_total
-                            block_start_total = total.copy()
-                            next_block += 1
+                        tally.checkpoint(t - warmup)
                         next_end = next(end_iter, -1)
     except FloatingPointError as exc:
         raise GradproofError(
             f"the Jacobian product of {c.name} overflowed near step {t} ({exc}); the weights are too "
             "large for float64 even over a few steps: scale them down"
         ) from None
-    return _spectrum(total, block_sums, running, points, block_ends, T=T, warmup=warmup, blocks=blocks)
+    return _spectrum(tally.total, tally.block_sums, tally.running, points, block_ends, T=T, warmup=warmup,
+                     blocks=blocks)
+
+
+def _next_group(logs: np.ndarray, pending: int, k: int) -> int:
+    """The length of the next QR group, after a group of ``pending`` steps whose QR gave ``logs`` =
+    log|R_ii| (k,): the spread of |R_ii| kept below :data:`MAX_GROUP_SPREAD`; with one exponent only
+    overflow matters; one step while a factor is zero."""
+    finite = np.isfinite(logs)
+    if finite.all() and k > 1:
+        per_step = (logs.max() - logs.min()) / pending
+        return int(min(MAX_GROUP, max(1, math.log(MAX_GROUP_SPREAD) // max(per_step, 1e-12))))
+    if not finite.all():
+        return 1
+    return int(min(MAX_GROUP, max(1, 300 // max(abs(logs[0]) / pending, 1e-12))))
+
+
+class _Tally:
+    """Σ log|R_ii| since the warm-up (``total``, shape ``(k,)`` or ``(B, k)`` for B settings), and its
+    running means at ``points`` and sums over the blocks ending at ``block_ends`` (steps counted
+    after the warm-up), recorded by :meth:`checkpoint`; :func:`_spectrum` reads them."""
+
+    def __init__(self, points: np.ndarray, block_ends: np.ndarray, blocks: int, shape: tuple[int, ...]) -> None:
+        self.points, self.block_ends, self.blocks = points, block_ends, blocks
+        *lead, k = shape
+        self.total = np.zeros(shape)
+        self.block_sums = np.zeros((*lead, blocks, k))
+        self.running = np.empty((*lead, points.size, k))
+        self._block_start = np.zeros(shape)
+        self._point = self._block = 0
+
+    def checkpoint(self, done: int) -> None:
+        """Record the checkpoints that fall at ``done`` counted steps."""
+        while self._point < self.points.size and self.points[self._point] == done:
+            self.running[..., self._point, :] = self.total / done
+            self._point += 1
+        while self._block < self.blocks and self.block_ends[self._block] == done:
+            self.block_sums[..., self._block, :] = self.total - self._block_start
+            self._block_start = self.total.copy()
+            self._block += 1
 
 
 def _spectrum(total: np.ndarray, block_sums: np.ndarray, running: np.ndarray, points: np.ndarray,

@@ -19,7 +19,6 @@ k=k, warmup=warmup)`` (tested).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -34,12 +33,12 @@ from .lyapunov import (
     _CHUNK_FLOATS,
     BLOCKS,
     CHOLESKY_MIN_K,
-    MAX_GROUP,
-    MAX_GROUP_SPREAD,
     LyapunovSpectrum,
     _boundaries,
     _int,
+    _next_group,
     _spectrum,
+    _Tally,
     initial_frame,
 )
 from .threads import single_blas_thread
@@ -49,18 +48,6 @@ __all__ = ["lyapunov_batch", "unroll_batch"]
 
 #: Floats of stacked step Jacobians held at once (B·chunk·S²); larger batches are split.
 _BATCH_FLOATS = 2**23
-
-
-def _next_group(logs: np.ndarray, pending: int, k: int) -> int:
-    """The length of the next QR group after one ending with ``logs`` = log|R_ii| (k,), exactly the
-    rule of :func:`numeric.lyapunov_spectrum` without Cholesky-QR."""
-    finite = np.isfinite(logs)
-    if finite.all() and k > 1:
-        per_step = (logs.max() - logs.min()) / pending
-        return int(min(MAX_GROUP, max(1, math.log(MAX_GROUP_SPREAD) // max(per_step, 1e-12))))
-    if not finite.all():
-        return 1
-    return int(min(MAX_GROUP, max(1, 300 // max(abs(logs[0]) / pending, 1e-12))))
 
 
 @single_blas_thread
@@ -185,11 +172,7 @@ def _batch(c: Cell, plist: list[dict], xs: np.ndarray, n: int, m: int, k: int, w
     W = stacked[form[1]] if form is not None else None
 
     q = np.broadcast_to(initial_frame(S, k), (B, S, k)).copy()
-    total = np.zeros((B, k))
-    block_sums = np.zeros((B, blocks, k))
-    running = np.empty((B, points.size, k))
-    block_start_total = np.zeros((B, k))
-    next_point = next_block = 0
+    tally = _Tally(points, block_ends, blocks, (B, k))
     group = np.ones(B, dtype=np.int64)
     pending = np.zeros(B, dtype=np.int64)
     s_prev = np.zeros((B, S))
@@ -231,17 +214,10 @@ def _batch(c: Cell, plist: list[dict], xs: np.ndarray, n: int, m: int, k: int, w
                     for row, i in enumerate(due.tolist()):
                         group[i] = _next_group(logs[row], int(pending[i]), k)
                         if t > warmup:
-                            total[i] += logs[row]
+                            tally.total[i] += logs[row]
                     pending[due] = 0
                     if t == next_end:
-                        done = t - warmup
-                        while next_point < points.size and points[next_point] == done:
-                            running[:, next_point] = total / done
-                            next_point += 1
-                        while next_block < blocks and block_ends[next_block] == done:
-                            block_sums[:, next_block] = total - block_start_total
-                            block_start_total = total.copy()
-                            next_block += 1
+                        tally.checkpoint(t - warmup)
                         next_end = next(end_iter, -1)
     except FloatingPointError as exc:
         raise GradproofError(
@@ -249,6 +225,7 @@ def _batch(c: Cell, plist: list[dict], xs: np.ndarray, n: int, m: int, k: int, w
             "large for float64 even over a few steps: scale them down"
         ) from None
     return [
-        _spectrum(total[i], block_sums[i], running[i], points, block_ends, T=T, warmup=warmup, blocks=blocks)
+        _spectrum(tally.total[i], tally.block_sums[i], tally.running[i], points, block_ends, T=T, warmup=warmup,
+                  blocks=blocks)
         for i in range(B)
     ]
