@@ -375,7 +375,7 @@ def lyapunov_spectrum(
         with np.errstate(divide="ignore", over="raise", invalid="ignore"):
             for a in range(0, T, chunk):
                 b = min(a + chunk, T)
-                states = _run(compiled, p, xs_a[a:b], s_prev, n, m)
+                states = _run(compiled, p, xs_a[a:b], s_prev, n, m, first=a + 1)
                 s_prev = states[-1]
                 env = compiled.environment(p, n, m)
                 compiled.step(env, states[:-1], xs_a[a:b])

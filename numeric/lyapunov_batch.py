@@ -26,7 +26,7 @@ import numpy as np
 from ..derive.cells import Cell, cell as _cell
 from ..derive.errors import GradproofError
 from ..derive.jacobians import step_jacobian
-from .compiled import CompiledCell, compile_cell, compile_expression
+from .compiled import compile_cell, compile_expression
 from .gradients import _diag_times_parameter
 from .lyapunov import (
     _CHUNK_DIAG,
@@ -42,7 +42,7 @@ from .lyapunov import (
     initial_frame,
 )
 from .threads import single_blas_thread
-from .trajectory import Trajectory, prepare
+from .trajectory import Trajectory, _run, prepare
 
 __all__ = ["lyapunov_batch", "unroll_batch"]
 
@@ -135,25 +135,8 @@ def unroll_batch(cell: Cell | str, params: Sequence[Mapping[str, np.ndarray]], x
     c, plist, xs_a, n, m = _settings(cell, params, xs, "unroll_batch", "unroll")
     compiled = compile_cell(c)
     stacked = {name: np.stack([p[name] for p in plist]) for name in c.parameter_names}
-    try:
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            states = _forward(compiled, stacked, xs_a, np.zeros((len(plist), c.state_size(n))), n, m)
-    except FloatingPointError as exc:
-        raise GradproofError(f"the forward pass of {c.name} overflowed ({exc}); scale the weights or inputs down") from None
+    states = _run(compiled, stacked, xs_a, np.zeros((len(plist), c.state_size(n))), n, m)
     return [Trajectory(c, p, xs_a, np.ascontiguousarray(states[:, i]), n, m) for i, p in enumerate(plist)]
-
-
-def _forward(compiled: CompiledCell, stacked: dict, xs: np.ndarray, s0: np.ndarray, n: int, m: int) -> np.ndarray:
-    """(T + 1, B, S) states of B settings (parameters stacked (B, …)) driven by the same xs (T, m)."""
-    T = xs.shape[0]
-    states = np.empty((T + 1, *s0.shape))
-    states[0] = s0
-    env = compiled.environment(stacked, n, m)
-    nxt = compiled.cell.state_next
-    for t in range(T):
-        compiled.step(env, states[t], xs[t])
-        states[t + 1] = np.concatenate([env[s] for s in nxt], axis=-1) if len(nxt) > 1 else env[nxt[0]]
-    return states
 
 
 def _batch(c: Cell, plist: list[dict], xs: np.ndarray, n: int, m: int, k: int, warmup: int, chunk: int,
@@ -182,14 +165,7 @@ def _batch(c: Cell, plist: list[dict], xs: np.ndarray, n: int, m: int, k: int, w
     try:
         for a in range(0, T, chunk):
             b = min(a + chunk, T)
-            try:
-                with np.errstate(over="raise", invalid="raise", divide="raise"):
-                    states = _forward(compiled, stacked, xs[a:b], s_prev, n, m)
-            except FloatingPointError as exc:
-                raise GradproofError(
-                    f"the forward pass of {c.name} overflowed within steps {a + 1}-{b} ({exc}); "
-                    "scale the weights or inputs down"
-                ) from None
+            states = _run(compiled, stacked, xs[a:b], s_prev, n, m, first=a + 1)
             s_prev = states[-1]
             with np.errstate(divide="ignore", over="raise", invalid="ignore"):
                 # the step Jacobians of each setting, as lyapunov_spectrum evaluates them (same chunk)

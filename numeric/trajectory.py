@@ -136,11 +136,15 @@ def unroll(
 
 
 def _run(
-    compiled: CompiledCell, p: Mapping[str, np.ndarray], xs: np.ndarray, s0: np.ndarray, n: int, m: int
+    compiled: CompiledCell, p: Mapping[str, np.ndarray], xs: np.ndarray, s0: np.ndarray, n: int, m: int,
+    *, first: int = 1,
 ) -> np.ndarray:
+    """States (T + 1, S) from s0 (S,) driven by xs (T, m); ``first`` is the step number of xs[0] (for
+    the overflow message). With parameters stacked (B, …) and s0 (B, S), B settings advance together
+    and the states are (T + 1, B, S)."""
     dtype = np.result_type(xs, s0, *p.values())
     T = xs.shape[0]
-    states = np.empty((T + 1, s0.shape[0]), dtype=dtype)
+    states = np.empty((T + 1, *s0.shape), dtype=dtype)
     states[0] = s0
     env = compiled.environment(p, n, m)
     nxt = compiled.cell.state_next
@@ -149,10 +153,10 @@ def _run(
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             for t in range(T):
                 compiled.step(env, states[t], xs[t])
-                states[t + 1] = np.concatenate([env[s] for s in nxt]) if len(nxt) > 1 else env[nxt[0]]
+                states[t + 1] = np.concatenate([env[s] for s in nxt], axis=-1) if len(nxt) > 1 else env[nxt[0]]
     except FloatingPointError as exc:
         raise GradproofError(
-            f"the forward pass of {compiled.cell.name} overflowed at step {t + 1} ({exc}); "
+            f"the forward pass of {compiled.cell.name} overflowed at step {first + t} ({exc}); "
             "scale the weights or inputs down"
         ) from None
     return states
