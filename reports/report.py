@@ -219,7 +219,8 @@ LATEX_STATE: tuple[str, ...] = ("report.aux", "report.toc", "report.out", "repor
 
 
 def reuse_latex_state(previous: Path, build: Path) -> list[str]:
-    """Copy :data:`LATEX_STATE` files (regular files only) from ``previous`` into ``build``.
+    """Copy :data:`LATEX_STATE` files (regular files only) from ``previous`` into ``build``, each
+    replaced atomically (a reader of ``build`` sees the old file or the new one, never half of one).
 
     Returns the names copied (none when ``previous`` is missing or holds no earlier build).
     """
@@ -227,7 +228,9 @@ def reuse_latex_state(previous: Path, build: Path) -> list[str]:
     for name in LATEX_STATE:
         source = Path(previous) / name
         if source.is_file() and not source.is_symlink():
-            shutil.copyfile(source, Path(build) / name)
+            partial = Path(build) / f".{name}.{os.getpid()}"
+            shutil.copyfile(source, partial)
+            os.replace(partial, Path(build) / name)
             copied.append(name)
     return copied
 
@@ -241,25 +244,17 @@ def remember_latex_state(build: Path) -> list[str]:
     """Keep the :data:`LATEX_STATE` files of a finished build in the per-user LaTeX cache.
 
     The next build into a *new* folder starts from them (:func:`recall_latex_state`), as a rebuild
-    in the same folder does. Each file is replaced atomically; a cache that cannot be written is
-    skipped (returns the names kept, none then).
+    in the same folder does. Each file is replaced atomically (two reports may end at once); a cache
+    that cannot be written is skipped (returns the names kept, none then).
     """
     target = _state_cache()
-    kept = []
+    if target is None:
+        return []
     try:
-        if target is None:
-            return []
         target.mkdir(parents=True, exist_ok=True)
-        for name in LATEX_STATE:
-            source = Path(build) / name
-            if source.is_file() and not source.is_symlink():
-                partial = target / f".{name}.{os.getpid()}"
-                shutil.copyfile(source, partial)
-                os.replace(partial, target / name)
-                kept.append(name)
+        return reuse_latex_state(build, target)
     except OSError:
-        return kept
-    return kept
+        return []
 
 
 def recall_latex_state(build: Path) -> list[str]:
