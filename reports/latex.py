@@ -60,7 +60,7 @@ from typing import Any
 import jinja2
 
 from ..derive.errors import GradproofError
-from .latex_format import format_cache_dir, preamble_format
+from .latex_format import SAFE_PATH_RE, format_cache_dir, preamble_format
 
 __all__ = [
     "BLOCK_KINDS",
@@ -635,7 +635,7 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300, use_format: bool = True
     try:
         fmt = None
         direct = shutil.which("pdflatex")
-        if use_format and direct is not None and _SAFE_COMMAND_RE.match(direct):
+        if use_format and direct is not None and SAFE_PATH_RE.match(direct):
             fmt = preamble_format(workdir / tex_path.name, pdflatex=direct, run=_run,
                                   deadline=deadline, cache_dir=format_cache_dir())  # fmt: skip
         rc, output = _passes(engine, direct, fmt, workdir, tex_path.name, deadline)
@@ -652,9 +652,6 @@ def compile_pdf(tex_path: Path, *, timeout: float = 300, use_format: bool = True
     raise LatexError(_failure_message(log_path, Path(engine).name, rc, output))
 
 
-_SAFE_COMMAND_RE = re.compile(r"[A-Za-z0-9/._+-]+\Z")
-
-
 def _passes(engine: str, direct: str | None, fmt: Path | None, workdir: Path, name: str,
             deadline: float) -> tuple[int, str]:  # fmt: skip
     """The engine passes (latexmk, or pdflatex and bibtex), each from ``fmt`` when given."""
@@ -663,7 +660,7 @@ def _passes(engine: str, direct: str | None, fmt: Path | None, workdir: Path, na
     with_fmt = [f"-fmt={fmt}"] if fmt is not None else []
     if Path(engine).name.startswith("latexmk"):
         cmd = [engine, "-norc", "-pdf"]
-        if fmt is not None:  # latexmk runs this through sh: both paths match _SAFE_COMMAND_RE
+        if fmt is not None:  # latexmk runs this through sh: both paths match SAFE_PATH_RE
             cmd.append(f"-pdflatex={direct} -fmt={fmt} %O %S")
         rc, output = _run([*cmd, *_ENGINE_FLAGS, name], workdir, deadline)
         # latexmk decides from file hashes and can stop while the log still says "Label(s)

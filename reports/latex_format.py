@@ -45,8 +45,8 @@ _KEEP = 4
 _TEX_VARIABLES = ("TEXINPUTS", "TEXMF", "TEXMFHOME", "TEXMFCNF", "TEXMFVAR", "TEXMFCONFIG",
                   "TEXMFLOCAL", "TEXFORMATS", "TFMFONTS", "TEXFONTMAPS", "SOURCE_DATE_EPOCH")  # fmt: skip
 _STEM_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
-# the path goes into latexmk's command string (run by sh): no quoting needed for these characters
-_SAFE_PATH_RE = re.compile(r"[A-Za-z0-9/._+-]+\Z")
+#: paths that may go into latexmk's command string (run by sh) unquoted: the cache folder and pdflatex
+SAFE_PATH_RE = re.compile(r"[A-Za-z0-9/._+-]+\Z")
 _BEGIN_DOCUMENT = "\\begin{document}"
 
 Runner = Callable[[list[str], Path, float], tuple[int, str]]
@@ -186,7 +186,7 @@ def preamble_format(tex_path: Path, *, pdflatex: str, run: Runner, deadline: flo
         return None
     try:
         root = Path(cache_dir).expanduser().resolve() / "formats"
-        if not _SAFE_PATH_RE.match(str(root)):
+        if not SAFE_PATH_RE.match(str(root)):
             return None
         key = _key(preamble, stem, pdflatex)
         entry = root / key
