@@ -145,8 +145,12 @@ def loss(w: Any, b: Any, *, model: CliffModel = _MODEL) -> Any:
 
     Returns a float for scalar input, else an array of the broadcast shape.
     """
-    c = _compile(model)
-    return _out(np.asarray(c.loss(forward(w, b, model=model)[-1]), dtype=np.float64))
+    return _loss_of(_compile(model), forward(w, b, model=model))
+
+
+def _loss_of(c: _Compiled, xs: np.ndarray) -> Any:
+    """E of a forward pass already run (states xs (N + 1, *S))."""
+    return _out(np.asarray(c.loss(xs[-1]), dtype=np.float64))
 
 
 def _backward(c: _Compiled, xs: np.ndarray, W_: np.ndarray) -> np.ndarray:
@@ -352,7 +356,7 @@ def sgd(
         W_, B_ = _params(p[0], p[1])
         xs = forward(W_, B_, model=model)
         g = _backward(c, xs, W_)
-        losses[k] = _out(np.asarray(c.loss(xs[-1]), dtype=np.float64))
+        losses[k] = _loss_of(c, xs)
         if clip is not None:
             res = clip_by_norm(g, clip)
             norms[k], clipped[k], g = res.norm_before, res.clipped, res.grads
