@@ -8,11 +8,10 @@ numbers it shows, for ``results.json``.
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -976,9 +975,6 @@ def _versions() -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-_LN10 = math.log(10.0)
-
-
 def _model_motivation(file_name: str) -> dict:
     return _motivation(
         "The sections so far measured weights drawn at random. A trained model's own weights decide "
@@ -988,16 +984,18 @@ def _model_motivation(file_name: str) -> dict:
     )
 
 
-def _model_takeaway(etas: dict[str, float], verdicts: dict[str, str], far_log: float, steps: int,
-                    where: str = "") -> dict:
-    """The box closing "Your model": the largest η with its block and verdict, and the measured norm
-    ‖∂s_T/∂s_0‖ (``far_log``, a natural log, from results.json's ``log_spectral``)."""
-    worst = max(etas, key=lambda k: etas[k])
-    kind = ("vanishing is guaranteed in every block" if all(v == "vanishing guaranteed" for v in verdicts.values())
+def _model_takeaway(regimes: Mapping[str, Any], far_log: float, steps: int, where: str = "") -> dict:
+    """The box closing "Your model": the largest η of ``regimes`` (block -> :class:`numeric.regime.Regime`)
+    with its block and verdict, and the measured ‖∂s_T/∂s_0‖ (``far_log``, a natural log, from
+    results.json's ``log_spectral``)."""
+    from ..numeric.regime import VANISHING
+
+    worst = max(regimes, key=lambda k: regimes[k].eta)
+    kind = ("vanishing is guaranteed in every block" if all(r.verdict == VANISHING for r in regimes.values())
             else "the theorem allows growth there, so the measurement decides")  # fmt: skip
-    far = r"$10^{" + f"{far_log / _LN10:.1f}" + r"}$" if math.isfinite(far_log) else "exactly $0$"
+    far = r"$10^{" + f"{far_log / np.log(10):.1f}" + r"}$" if np.isfinite(far_log) else "exactly $0$"
     return _takeaway(
-        r"The largest $\eta = \gamma\,\sigma_{\max}$ of the model is $" + _num(etas[worst]) + r"$, in "
+        r"The largest $\eta = \gamma\,\sigma_{\max}$ of the model is $" + _num(regimes[worst].eta) + r"$, in "
         + escape_tex(worst) + ": " + kind + r". Measured over $T = " + str(steps) + r"$ steps, "
         r"$\|\partial s^{(T)}/\partial s^{(0)}\|_2$ is " + far + where + "."
     )
@@ -1043,8 +1041,7 @@ def section_model(ctx: Context) -> tuple[dict, dict]:
     ]  # fmt: skip
     results = {"model": mr.to_json(), "log_spectral": prof.log_spectral, "verification": rep.to_json()}
     blocks.insert(0, _model_motivation(ctx.torch_model.name))
-    blocks.append(_model_takeaway({k: r.eta for k, r in mr.blocks.items()},
-                                  {k: r.verdict for k, r in mr.blocks.items()}, float(prof.log_spectral[0]), 100))
+    blocks.append(_model_takeaway(mr.blocks, float(prof.log_spectral[0]), len(xs)))
     return {"title": "Your model", "label": "sec:model", "blocks": blocks}, results
 
 
@@ -1100,9 +1097,8 @@ def _section_stacked_model(ctx: Context, user: Any) -> tuple[dict, dict]:
         "verification": rep.to_json(),
     }
     blocks.insert(0, _model_motivation(ctx.torch_model.name))
-    etas = {f"{label}, {k}": r.eta for label, mr in sr.layers for k, r in mr.blocks.items()}
-    verdicts = {f"{label}, {k}": r.verdict for label, mr in sr.layers for k, r in mr.blocks.items()}
-    blocks.append(_model_takeaway(etas, verdicts, min(float(c[0]) for c in curves.values()), T,
+    every = {f"{label}, {k}": r for label, mr in sr.layers for k, r in mr.blocks.items()}
+    blocks.append(_model_takeaway(every, min(float(c[0]) for c in curves.values()), T,
                                   " (the smallest over the layers and directions)"))
     return {"title": "Your model", "label": "sec:model", "blocks": blocks}, results
 
